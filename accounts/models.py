@@ -1,0 +1,197 @@
+import hashlib
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from core import clock
+from core.models import BaseModel
+
+currency_validator = RegexValidator(r"^[a-z]{3}$", "Use a lowercase ISO 4217 code, e.g. usd.")
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **fields):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **fields):
+        fields.setdefault("is_staff", False)
+        fields.setdefault("is_superuser", False)
+        return self._create(email, password, **fields)
+
+    def create_superuser(self, email: str, password: str | None = None, **fields):
+        fields.update(is_staff=True, is_superuser=True)
+        return self._create(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in: an operator of the platform or a member of an organization."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="May log into the backoffice.")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=clock.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class ProrationBehavior(models.TextChoices):
+    INVOICE = "invoice", "Invoice now"
+    PRORATE = "prorate", "Prorate onto the next order"
+    NEXT_PERIOD = "next_period", "Apply at the next period"
+    NONE = "none", "No proration"
+
+
+def default_dunning_schedule() -> list[int]:
+    return [2, 5, 7, 7]
+
+
+class Organization(BaseModel):
+    """A merchant: the tenant every other row belongs to."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    email = models.EmailField(blank=True)
+    default_currency = models.CharField(max_length=3, default="usd", validators=[currency_validator])
+    invoice_prefix = models.CharField(
+        max_length=12,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Z0-9]{3,12}$", "3 to 12 capital letters or digits.")],
+    )
+    invoice_next_number = models.PositiveBigIntegerField(default=1, editable=False)
+    platform_fee_bps = models.PositiveIntegerField(
+        default=400, validators=[MaxValueValidator(10_000)], help_text="Basis points of each payment."
+    )
+    platform_fee_fixed = models.PositiveBigIntegerField(
+        default=40, help_text="Fixed fee per payment, in minor units of the payment's currency."
+    )
+    payout_hold_days = models.PositiveSmallIntegerField(default=7, validators=[MaxValueValidator(90)])
+    dunning_schedule = ArrayField(
+        models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(60)]),
+        default=default_dunning_schedule,
+        size=10,
+        help_text="Days between payment retries after a failed renewal.",
+    )
+    benefit_grace_days = models.PositiveSmallIntegerField(
+        default=3, validators=[MaxValueValidator(60)], help_text="Days before benefits are revoked."
+    )
+    proration_default = models.CharField(
+        max_length=20, choices=ProrationBehavior.choices, default=ProrationBehavior.PRORATE
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(BaseModel):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        DEVELOPER = "developer"
+        VIEWER = "viewer"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.organization} ({self.role})"
+
+
+class Customer(BaseModel):
+    """A merchant's buyer. ``external_id`` is the merchant's own id, used to upsert."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="customers")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    email = models.EmailField()
+    name = models.CharField(max_length=255, blank=True)
+    billing_address = models.JSONField(default=dict, blank=True)
+    tax_id = models.CharField(max_length=64, blank=True)
+    tax_id_type = models.CharField(max_length=20, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
+    default_payment_method_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="customer_external_id_unique_per_org",
+            )
+        ]
+        indexes = [
+            models.Index(Lower("email"), "organization", name="customer_email_idx"),
+            models.Index(fields=["organization", "-created_at"], name="customer_org_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class AccessToken(BaseModel):
+    """An organization's API credential. Only a hash of the secret is kept."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=20, help_text="The start of the secret, to recognise it.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = ArrayField(models.CharField(max_length=64), default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > clock.now()
+
+    def has_scope(self, resource: str, write: bool) -> bool:
+        wanted = f"{resource}:{'write' if write else 'read'}"
+        return wanted in self.scopes or (not write and f"{resource}:write" in self.scopes)

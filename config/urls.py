@@ -1,0 +1,34 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from config import api
+from core.api.errors import json_not_found, json_server_error
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/backoffice/", permanent=False)),
+    path("backoffice/", admin.site.urls),
+    path("v1/", include(api.urlpatterns)),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+]
+
+
+def handler404(request, exception=None):
+    if request.path.startswith("/v1/"):
+        return json_not_found(request, exception)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/v1/"):
+        return json_server_error(request)
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+if settings.DEBUG:
+    pass

@@ -1,0 +1,114 @@
+"""``Idempotency-Key`` for API writes.
+
+The first request with a key claims it by committing an in-progress record before
+doing the work, so a concurrent duplicate finds the claim, waits for the outcome and
+replays it. Same key and same body within the TTL replays the stored response; the
+same key with another body is refused. 5xx outcomes are forgotten, so the client
+may retry with the same key.
+"""
+
+import hashlib
+import json
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from core import clock
+from core.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+METHODS = {"POST", "PATCH", "PUT", "DELETE"}
+WAIT_SECONDS = 5.0
+
+
+class IdempotencyConflict(exceptions.APIException):
+    status_code = 409
+    default_code = "idempotency_error"
+
+
+class IdempotentReplay(Exception):
+    def __init__(self, record: IdempotencyRecord):
+        self.record = record
+
+    def response(self) -> Response:
+        response = Response(self.record.response_body, status=self.record.response_status)
+        response["Idempotent-Replayed"] = "true"
+        return response
+
+
+def _fingerprint(request) -> str:
+    body = json.dumps(request.data, sort_keys=True, default=str) if request.data else ""
+    raw = f"{request.method} {request.path} {body}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _claim(*, organization, key: str, fingerprint: str, request) -> tuple[IdempotencyRecord, bool]:
+    now = clock.now()
+    IdempotencyRecord.objects.filter(organization=organization, key=key, expires_at__lte=now).delete()
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(
+                organization=organization,
+                key=key,
+                fingerprint=fingerprint,
+                method=request.method,
+                path=request.path[:500],
+                expires_at=now + timedelta(hours=settings.RECUR_IDEMPOTENCY_TTL_HOURS),
+            )
+        return record, True
+    except IntegrityError:
+        return IdempotencyRecord.objects.get(organization=organization, key=key), False
+
+
+def idempotency_begin(request) -> IdempotencyRecord | None:
+    """Claim the request's key, or raise ``IdempotentReplay`` / ``IdempotencyConflict``."""
+    key = request.headers.get(HEADER)
+    if request.method not in METHODS or key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 255:
+        raise exceptions.ValidationError({HEADER: ["Use a key of 1 to 255 characters."]})
+    organization = request.auth.organization
+    fingerprint = _fingerprint(request)
+    record, claimed = _claim(organization=organization, key=key, fingerprint=fingerprint, request=request)
+    if claimed:
+        return record
+    if record.fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was used with a different request; use a new key.",
+            code="idempotency_key_reused",
+        )
+    deadline = time.monotonic() + WAIT_SECONDS
+    while record.state != IdempotencyRecord.State.COMPLETED and time.monotonic() < deadline:
+        time.sleep(0.05)
+        record = IdempotencyRecord.objects.filter(pk=record.pk).first()
+        if record is None:  # the first attempt failed with a 5xx and was forgotten: try again
+            return idempotency_begin(request)
+    if record.state != IdempotencyRecord.State.COMPLETED:
+        raise IdempotencyConflict(
+            "A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_use"
+        )
+    raise IdempotentReplay(record)
+
+
+def idempotency_finish(record: IdempotencyRecord, response: Response) -> None:
+    if response.status_code >= 500:
+        record.delete()
+        return
+    body = None
+    if getattr(response, "data", None) is not None:
+        body = json.loads(JSONRenderer().render(response.data))
+    record.state = IdempotencyRecord.State.COMPLETED
+    record.response_status = response.status_code
+    record.response_body = body
+    record.save(update_fields=["state", "response_status", "response_body"])
+
+
+def idempotency_purge_expired() -> int:
+    deleted, _ = IdempotencyRecord.objects.filter(expires_at__lte=clock.now()).delete()
+    return deleted

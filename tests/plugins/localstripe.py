@@ -1,0 +1,1 @@
+"""pytest plugin: a localstripe server for the test session (filled in below)."""
