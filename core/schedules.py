@@ -1,0 +1,36 @@
+"""Every periodic job, defined in code and installed into django-celery-beat.
+
+``manage.py install_schedules`` makes the database match this list (idempotent); it
+runs on ``make run`` and on every deploy. Later issues append their jobs here.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+HEARTBEAT_INTERVAL = timedelta(seconds=30)
+HEARTBEAT_TASK_NAME = "recur: heartbeat"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    task: str
+    every: timedelta | None = None
+    crontab: str | None = None  # "minute hour day_of_month month_of_year day_of_week"
+    description: str = ""
+
+
+SCHEDULES: tuple[Schedule, ...] = (
+    Schedule(
+        HEARTBEAT_TASK_NAME,
+        "core.tasks.heartbeat",
+        every=HEARTBEAT_INTERVAL,
+        description="Proves beat and a worker are alive; shown on the dashboard.",
+    ),
+    Schedule(
+        "recur: purge expired idempotency keys",
+        "core.tasks.purge_idempotency_keys",
+        crontab="17 * * * *",
+        description="Deletes Idempotency-Key records older than 24 hours.",
+    ),
+)

@@ -1,0 +1,79 @@
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts import services as account_services
+from accounts.models import User
+from core.api.scopes import ALL_SCOPES
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings):
+    """Tests use their own Redis database and start with it empty."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://localhost:6379/15",
+            "KEY_PREFIX": "recur-test",
+        }
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_org(db):
+    counter = iter(range(1, 10_000))
+
+    def make(name: str | None = None, **settings):
+        n = next(counter)
+        owner = User.objects.create_user(f"owner{n}-{name or 'org'}@example.com".lower().replace(" ", ""), "pw")
+        return account_services.organization_create(name=name or f"Org {n}", owner=owner, **settings)
+
+    return make
+
+
+@pytest.fixture
+def org(make_org):
+    return make_org("Acme")
+
+
+@pytest.fixture
+def make_token():
+    def make(organization, scopes=ALL_SCOPES, **kwargs):
+        return account_services.access_token_create(
+            organization=organization, name="test", scopes=scopes, **kwargs
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_api():
+    """An API client authenticated with a new token of ``organization``."""
+
+    def make(organization, scopes=ALL_SCOPES):
+        _, secret = account_services.access_token_create(organization=organization, name="test", scopes=scopes)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(org, make_api):
+    return make_api(org)
+
+
+@pytest.fixture
+def operator(db):
+    """A platform superuser who logs into the backoffice."""
+    return User.objects.create_superuser("operator@recur.test", "operator-pass")
+
+
+@pytest.fixture
+def backoffice(client, operator):
+    client.force_login(operator)
+    return client
