@@ -8,11 +8,22 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Customer, Organization, ProrationBehavior
+from billing.money import is_supported_currency
 from core.api.fields import AddressSerializer, MetadataField
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, IdempotentMixin, OrganizationScopedViewSet
-from billing.money import is_supported_currency
 
-TAX_ID_TYPES = ("eu_vat", "gb_vat", "ch_vat", "no_vat", "au_abn", "ca_bn", "us_ein", "in_gst", "br_cnpj", "other")
+TAX_ID_TYPES = (
+    "eu_vat",
+    "gb_vat",
+    "ch_vat",
+    "no_vat",
+    "au_abn",
+    "ca_bn",
+    "us_ein",
+    "in_gst",
+    "br_cnpj",
+    "other",
+)
 
 
 class CustomerSerializer(serializers.ModelSerializer):
@@ -41,7 +52,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_billing_address(self, value):
-        return value or {}
+        return value or None
 
     def validate(self, attrs):
         tax_id = attrs.get("tax_id", getattr(self.instance, "tax_id", ""))
@@ -135,10 +146,13 @@ class CustomerViewSet(
             organization=self.organization, external_id=external_id, **serializer.validated_data
         )
         return Response(
-            self.get_serializer(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            self.get_serializer(customer).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(operation_id="customers_external_destroy", responses={204: None}, parameters=[IDEMPOTENCY_PARAMETER])
+    @extend_schema(
+        operation_id="customers_external_destroy", responses={204: None}, parameters=[IDEMPOTENCY_PARAMETER]
+    )
     @external.mapping.delete
     def external_destroy(self, request, external_id: str):
         services.customer_delete(customer=self._by_external_id(external_id))
@@ -191,7 +205,9 @@ class OrganizationView(IdempotentMixin, APIView):
     def get(self, request):
         return Response(OrganizationSerializer(request.auth.organization).data)
 
-    @extend_schema(request=OrganizationSerializer, responses=OrganizationSerializer, parameters=[IDEMPOTENCY_PARAMETER])
+    @extend_schema(
+        request=OrganizationSerializer, responses=OrganizationSerializer, parameters=[IDEMPOTENCY_PARAMETER]
+    )
     def patch(self, request):
         serializer = OrganizationSerializer(request.auth.organization, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

@@ -136,7 +136,7 @@ class Customer(BaseModel):
     external_id = models.CharField(max_length=255, null=True, blank=True)
     email = models.EmailField()
     name = models.CharField(max_length=255, blank=True)
-    billing_address = models.JSONField(default=dict, blank=True)
+    billing_address = models.JSONField(null=True, blank=True)
     tax_id = models.CharField(max_length=64, blank=True)
     tax_id_type = models.CharField(max_length=20, blank=True)
     metadata = models.JSONField(default=dict, blank=True)

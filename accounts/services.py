@@ -72,7 +72,9 @@ ORGANIZATION_SETTINGS = (
 
 
 @transaction.atomic
-def organization_update(*, organization: Organization, actor: User | None = None, **changes: Any) -> Organization:
+def organization_update(
+    *, organization: Organization, actor: User | None = None, **changes: Any
+) -> Organization:
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
     unknown = set(changes) - set(ORGANIZATION_SETTINGS)
     if unknown:
@@ -80,10 +82,15 @@ def organization_update(*, organization: Organization, actor: User | None = None
     before = {field: getattr(organization, field) for field in changes}
     for field, value in changes.items():
         setattr(organization, field, value)
-    if "invoice_prefix" in changes and Organization.objects.filter(
-        invoice_prefix=organization.invoice_prefix
-    ).exclude(pk=organization.pk).exists():
-        raise InvalidInput("Another organization uses this invoice prefix.", code="unique", field="invoice_prefix")
+    if (
+        "invoice_prefix" in changes
+        and Organization.objects.filter(invoice_prefix=organization.invoice_prefix)
+        .exclude(pk=organization.pk)
+        .exists()
+    ):
+        raise InvalidInput(
+            "Another organization uses this invoice prefix.", code="unique", field="invoice_prefix"
+        )
     organization.full_clean()
     organization.save()
     if actor is not None:
@@ -140,9 +147,7 @@ def access_token_authenticate(*, secret: str) -> AccessToken | None:
     """The active token with this secret, or None. Records use at most once a minute."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = (
-        AccessToken.objects.select_related("organization").filter(token_hash=hash_token(secret)).first()
-    )
+    token = AccessToken.objects.select_related("organization").filter(token_hash=hash_token(secret)).first()
     if token is None or not token.is_active:
         return None
     now = clock.now()
@@ -162,7 +167,11 @@ def access_token_revoke(*, token: AccessToken, actor: User | None, reason: str) 
     token.revoked_at = clock.now()
     token.save(update_fields=["revoked_at", "updated_at"])
     audit_record(
-        actor=actor, action="access_token.revoke", target=token, organization=token.organization, reason=reason
+        actor=actor,
+        action="access_token.revoke",
+        target=token,
+        organization=token.organization,
+        reason=reason,
     )
     return token
 
@@ -243,7 +252,9 @@ def customer_upsert(*, organization: Organization, external_id: str, **fields: A
             return customer_create(organization=organization, external_id=external_id, **fields), True
     except InvalidInput:
         # A concurrent upsert created it between our read and our insert: update that one.
-        existing = Customer.objects.select_for_update().get(organization=organization, external_id=external_id)
+        existing = Customer.objects.select_for_update().get(
+            organization=organization, external_id=external_id
+        )
         return customer_update(customer=existing, **fields), False
 
 

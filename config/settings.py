@@ -161,7 +161,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_error_responses",
     ],
-    "ENUM_NAME_OVERRIDES": {},
+    "PREPROCESSING_HOOKS": ["core.api.schema.strip_trailing_slashes"],
 }
 
 # --- Celery -------------------------------------------------------------------

@@ -13,7 +13,11 @@ from core.models import JobHeartbeat
 def heartbeat_record(*, name: str, hostname: str | None = None) -> JobHeartbeat:
     now = clock.now()
     host = hostname or socket.gethostname()
-    updated = JobHeartbeat.objects.filter(name=name).update(last_run_at=now, hostname=host, runs=F("runs") + 1)
+    updated = JobHeartbeat.objects.filter(name=name).update(
+        last_run_at=now, hostname=host, runs=F("runs") + 1
+    )
     if not updated:
-        JobHeartbeat.objects.get_or_create(name=name, defaults={"last_run_at": now, "hostname": host, "runs": 1})
+        JobHeartbeat.objects.get_or_create(
+            name=name, defaults={"last_run_at": now, "hostname": host, "runs": 1}
+        )
     return JobHeartbeat.objects.get(name=name)

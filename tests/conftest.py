@@ -28,7 +28,9 @@ def make_org(db):
 
     def make(name: str | None = None, **settings):
         n = next(counter)
-        owner = User.objects.create_user(f"owner{n}-{name or 'org'}@example.com".lower().replace(" ", ""), "pw")
+        owner = User.objects.create_user(
+            f"owner{n}-{name or 'org'}@example.com".lower().replace(" ", ""), "pw"
+        )
         return account_services.organization_create(name=name or f"Org {n}", owner=owner, **settings)
 
     return make
@@ -54,7 +56,9 @@ def make_api():
     """An API client authenticated with a new token of ``organization``."""
 
     def make(organization, scopes=ALL_SCOPES):
-        _, secret = account_services.access_token_create(organization=organization, name="test", scopes=scopes)
+        _, secret = account_services.access_token_create(
+            organization=organization, name="test", scopes=scopes
+        )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
         return client

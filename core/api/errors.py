@@ -1,6 +1,6 @@
 """One error body for every API failure:
 
-    {"type": ..., "code": ..., "detail": ..., "errors": [{"field", "code", "detail"}]}
+{"type": ..., "code": ..., "detail": ..., "errors": [{"field", "code", "detail"}]}
 """
 
 import logging
@@ -29,7 +29,9 @@ TYPE_BY_STATUS = {
 }
 
 
-def error_body(status_code: int, code: str, detail: str, errors: list | None = None, type_: str | None = None):
+def error_body(
+    status_code: int, code: str, detail: str, errors: list | None = None, type_: str | None = None
+):
     return {
         "type": type_ or TYPE_BY_STATUS.get(status_code, "api_error"),
         "code": code,
@@ -43,8 +45,12 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict]:
     if isinstance(detail, dict):
         out: list[dict] = []
         for key, value in detail.items():
-            name = "" if key in ("non_field_errors", "__all__") else str(key)
-            out += flatten_errors(value, f"{prefix}.{name}" if prefix and name else (name or prefix))
+            if isinstance(key, int):  # list fields report errors by position
+                path = f"{prefix}[{key}]"
+            else:
+                name = "" if key in ("non_field_errors", "__all__") else str(key)
+                path = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            out += flatten_errors(value, path)
         return out
     if isinstance(detail, list):
         if all(isinstance(item, exceptions.ErrorDetail | str) for item in detail):
@@ -72,9 +78,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     elif isinstance(exc, DataError):
         # A value the serializer let through but the column refuses: still the caller's fault.
         logger.warning("data error reached the database: %s", exc)
-        return Response(
-            error_body(400, "invalid_value", "A value is out of range or too long."), status=400
-        )
+        return Response(error_body(400, "invalid_value", "A value is out of range or too long."), status=400)
 
     if isinstance(exc, exceptions.APIException):
         status_code = exc.status_code

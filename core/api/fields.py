@@ -1,7 +1,13 @@
 from babel import Locale
 from rest_framework import serializers
 
-COUNTRY_CODES = frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
+# Babel's territories minus its groupings and placeholders (EU, UN, ZZ, ...); XK (Kosovo) stays.
+NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
+COUNTRY_CODES = frozenset(
+    code
+    for code in Locale("en").territories
+    if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES
+)
 
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
@@ -37,7 +43,9 @@ class CountryField(serializers.CharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data).upper()
         if value not in COUNTRY_CODES:
-            raise serializers.ValidationError("Use an ISO 3166-1 alpha-2 country code.", code="invalid_country")
+            raise serializers.ValidationError(
+                "Use an ISO 3166-1 alpha-2 country code.", code="invalid_country"
+            )
         return value
 
 

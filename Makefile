@@ -1,0 +1,68 @@
+# Recur: `make run` starts everything with demo data; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DB_NAME ?= recur
+WEB_PORT ?= 8000
+export WEB_PORT
+
+.PHONY: run test lint format bench install services db migrate lock clean-db help
+
+help:
+	@echo "make run    install, migrate, seed demo data, start web + worker + beat + localstripe"
+	@echo "make test   install and run lint and the test suite"
+	@echo "make lint / format / lock / clean-db"
+
+# Installs only when the pinned requirements changed since the last install.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+services:
+	@scripts/ensure-services.sh
+
+db: services
+	@psql -h localhost -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$(DB_NAME)'" | grep -q 1 \
+	  || createdb -h localhost -U postgres $(DB_NAME)
+
+migrate: install db
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap
+
+run: migrate
+	@mkdir -p .run
+	@$(PY) manage.py seed_demo --base-url http://localhost:$(WEB_PORT)
+	@echo "Starting web, worker, beat and localstripe (Ctrl-C stops them all)..."
+	@$(VENV)/bin/honcho start -f Procfile
+
+# The test database is rebuilt when a migration changed, else reused.
+test: install services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@mkdir -p .run
+	@sum=$$(cat */migrations/*.py billing/*/migrations/*.py 2>/dev/null | sha1sum | cut -c1-40); \
+	  if [ "$$sum" = "$$(cat .run/migrations.sha 2>/dev/null)" ]; then db=--reuse-db; else db=--create-db; fi; \
+	  $(VENV)/bin/pytest $$db $(PYTEST_ARGS) && echo $$sum > .run/migrations.sha
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install services
+	@echo "No benchmarks yet: they arrive with the renewal engine and the ledger."
+
+lock: install
+	$(VENV)/bin/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11
+	$(VENV)/bin/uv pip compile -q requirements-dev.in -o requirements-dev.txt --python-version 3.11
+
+clean-db: services
+	dropdb -h localhost -U postgres --if-exists $(DB_NAME)

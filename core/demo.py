@@ -1,0 +1,108 @@
+"""Demo data for `make run`: a believable merchant to click through. Idempotent.
+
+Later features append their seeders to ``SEEDERS``; each gets the demo organization.
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from accounts import services as account_services
+from accounts.models import AccessToken, Customer, Organization, User
+from core import clock
+
+DEMO_PASSWORD = "recur-demo"
+DEMO_OPERATOR = "admin@recur.test"
+DEMO_STAFF = {"support@recur.test": "support", "finance@recur.test": "finance"}
+DEMO_TOKEN_NAME = "demo (rotated by make run)"
+
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Radia",
+    "Edsger",
+    "Frances",
+]
+LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Perlman"]
+PLACES = [
+    ("FR", "Paris", "75002"),
+    ("US", "Austin", "78701"),
+    ("DE", "Berlin", "10115"),
+    ("GB", "London", "EC1A 1BB"),
+    ("JP", "Tokyo", "100-0001"),
+    ("SE", "Stockholm", "111 22"),
+]
+
+
+@dataclass
+class DemoResult:
+    organization: Organization
+    operator_email: str
+    password: str
+    token: str
+
+
+def _user(email: str, *, superuser: bool = False, group: str | None = None) -> User:
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        make = User.objects.create_superuser if superuser else User.objects.create_user
+        user = make(email, DEMO_PASSWORD, is_staff=True) if not superuser else make(email, DEMO_PASSWORD)
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+def seed_customers(organization: Organization) -> None:
+    rng = random.Random(42)
+    for n in range(40):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        country, city, postal = rng.choice(PLACES)
+        if Customer.objects.filter(organization=organization, external_id=f"demo-{n}").exists():
+            continue
+        account_services.customer_create(
+            organization=organization,
+            email=f"{first}.{last}.{n}@example.com".lower(),
+            name=f"{first} {last}",
+            external_id=f"demo-{n}",
+            billing_address={
+                "line1": f"{n + 1} Demo Street",
+                "city": city,
+                "postal_code": postal,
+                "country": country,
+            },
+            metadata={"source": "demo"},
+        )
+
+
+SEEDERS: list[Callable[[Organization], None]] = [seed_customers]
+
+
+@transaction.atomic
+def demo_seed() -> DemoResult:
+    operator = _user(DEMO_OPERATOR, superuser=True)
+    for email, group in DEMO_STAFF.items():
+        _user(email, group=group)
+    organization = Organization.objects.filter(slug="acme").first() or account_services.organization_create(
+        name="Acme Software", slug="acme", owner=operator, invoice_prefix="ACME", email="billing@acme.test"
+    )
+    if not Organization.objects.filter(slug="globex").exists():
+        account_services.organization_create(name="Globex", slug="globex", default_currency="eur")
+    for seeder in SEEDERS:
+        seeder(organization)
+    # A fresh demo token each run: the secret is shown once, so the previous one is revoked.
+    AccessToken.objects.filter(
+        organization=organization, name=DEMO_TOKEN_NAME, revoked_at__isnull=True
+    ).update(revoked_at=clock.now())
+    _, secret = account_services.access_token_create(organization=organization, name=DEMO_TOKEN_NAME)
+    return DemoResult(
+        organization=organization, operator_email=operator.email, password=DEMO_PASSWORD, token=secret
+    )

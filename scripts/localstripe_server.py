@@ -1,0 +1,63 @@
+"""Start localstripe with its store where we say, or nowhere.
+
+Stock localstripe 1.15 pickles its whole store to the hard-coded
+/tmp/localstripe.pickle after every write (even with --from-scratch), shared by
+every instance on the machine. Recur's development server keeps its store in its
+own file, written atomically; the test fixture keeps none at all.
+
+    python scripts/localstripe_server.py --port 8420 --store ~/.local/state/recur/localstripe.pickle
+    python scripts/localstripe_server.py --port 0 --no-store      # tests
+"""
+
+import argparse
+import os
+import pickle
+import sys
+
+from localstripe import resources
+from localstripe.server import start
+
+
+def use_store(path: str | None) -> None:
+    assert hasattr(resources.Store, "dump_to_disk"), "localstripe changed: Store.dump_to_disk"
+    assert hasattr(resources.Store, "try_load_from_disk"), "localstripe changed: Store.try_load_from_disk"
+
+    def load(self):
+        if path is None:
+            return
+        try:
+            with open(path, "rb") as f:
+                old = pickle.load(f)
+        except FileNotFoundError:
+            return
+        self.clear()
+        self.update(old)
+
+    def dump(self):
+        if path is None:
+            return
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+    resources.Store.try_load_from_disk = load
+    resources.Store.dump_to_disk = dump
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="pickle file for the store")
+    parser.add_argument("--no-store", action="store_true", help="keep the store in memory only")
+    args, rest = parser.parse_known_args()
+    if not args.no_store and not args.store:
+        parser.error("give --store PATH or --no-store")
+    if args.store:
+        os.makedirs(os.path.dirname(os.path.abspath(args.store)), exist_ok=True)
+    use_store(None if args.no_store else args.store)
+    sys.argv = ["localstripe", *rest]
+    sys.exit(start())
+
+
+if __name__ == "__main__":
+    main()
