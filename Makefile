@@ -38,7 +38,8 @@ run: migrate
 	@mkdir -p .run
 	@$(PY) manage.py seed_demo --base-url http://localhost:$(WEB_PORT)
 	@echo "Starting web, worker, beat and localstripe (Ctrl-C stops them all)..."
-	@$(VENV)/bin/honcho start -f Procfile
+	@eval "$$($(PY) manage.py setup_stripe_webhook --shell --base-url http://localhost:$(WEB_PORT))" && \
+	  $(VENV)/bin/honcho start -f Procfile
 
 # The test database is rebuilt when a migration changed, else reused.
 test: install services

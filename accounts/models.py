@@ -103,6 +103,11 @@ class Organization(BaseModel):
     proration_default = models.CharField(
         max_length=20, choices=ProrationBehavior.choices, default=ProrationBehavior.PRORATE
     )
+    payment_processor = models.CharField(
+        max_length=20,
+        choices=[("stripe", "Stripe"), ("manual", "Manual (recorded by an operator)")],
+        default="stripe",
+    )
 
     class Meta:
         ordering = ["name"]

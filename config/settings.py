@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "djstripe",
     "core",
     "accounts",
+    "billing.payments",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +189,16 @@ STRIPE_TEST_PUBLIC_KEY = env.str("STRIPE_TEST_PUBLIC_KEY", default="pk_test_recu
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
+# dj-stripe verifies and stores each delivery; instead of mirroring objects through the
+# Stripe API (network calls inside the webhook request), it hands the verified event to us.
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.payments.webhooks.webhook_event_accept"
+STRIPE_WEBHOOK_TOLERANCE = 300
+# The platform's endpoint: /stripe/webhook/<uuid>/, signed with this secret. In production
+# both come from the endpoint you create in Stripe; these defaults serve localstripe.
+STRIPE_WEBHOOK_UUID = env.str("STRIPE_WEBHOOK_UUID", default="7b0c1e5a-3d2f-4c8e-9a61-52ec0de0f00d")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_recur_development_only")
+# Failed event processing is retried with backoff this many times before it needs an operator.
+RECUR_EVENT_MAX_ATTEMPTS = env.int("RECUR_EVENT_MAX_ATTEMPTS", default=8)
 if not PRODUCTION:
     # localstripe: a local fake Stripe server; nothing here ever calls the internet.
     STRIPE_API_HOST = env.str("STRIPE_API_HOST", default="http://localhost:8420")
@@ -203,6 +214,8 @@ if PRODUCTION:
         problems.append("DJANGO_ALLOWED_HOSTS must list the served host names")
     if STRIPE_TEST_SECRET_KEY == DEV_STRIPE_KEY and not STRIPE_LIVE_SECRET_KEY:
         problems.append("a real Stripe secret key must be set")
+    if STRIPE_WEBHOOK_SECRET == "whsec_recur_development_only":
+        problems.append("STRIPE_WEBHOOK_SECRET must be the secret of your Stripe webhook endpoint")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,8 +1,8 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from billing.payments.webhooks import StripeWebhookView
 from config import api
 from core.api.errors import json_not_found, json_server_error
 
@@ -10,7 +10,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/backoffice/", permanent=False)),
     path("backoffice/", admin.site.urls),
     path("v1/", include(api.urlpatterns)),
-    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
 ]
 
 
@@ -28,7 +28,3 @@ def handler500(request):
     from django.views.defaults import server_error
 
     return server_error(request)
-
-
-if settings.DEBUG:
-    pass

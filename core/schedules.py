@@ -28,6 +28,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Proves beat and a worker are alive; shown on the dashboard.",
     ),
     Schedule(
+        "recur: sweep external events",
+        "payments.sweep_external_events",
+        every=timedelta(minutes=1),
+        description="Re-enqueues Stripe events whose task was lost and failed ones due for a retry.",
+    ),
+    Schedule(
         "recur: purge expired idempotency keys",
         "core.tasks.purge_idempotency_keys",
         crontab="17 * * * *",

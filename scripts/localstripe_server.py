@@ -49,12 +49,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="pickle file for the store")
     parser.add_argument("--no-store", action="store_true", help="keep the store in memory only")
+    parser.add_argument(
+        "--webhook", nargs=2, metavar=("URL", "SECRET"), help="send every event, signed, to URL"
+    )
     args, rest = parser.parse_known_args()
     if not args.no_store and not args.store:
         parser.error("give --store PATH or --no-store")
     if args.store:
         os.makedirs(os.path.dirname(os.path.abspath(args.store)), exist_ok=True)
     use_store(None if args.no_store else args.store)
+    if args.webhook:
+        from localstripe.webhooks import register_webhook
+
+        register_webhook("recur", args.webhook[0], args.webhook[1], None)
     sys.argv = ["localstripe", *rest]
     sys.exit(start())
 

@@ -81,3 +81,47 @@ def operator(db):
 def backoffice(client, operator):
     client.force_login(operator)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _celery_in_process():
+    """Tasks enqueued after commit run in-process, on a broker database of their own.
+    (tests/test_jobs.py runs a real worker and beat.)"""
+    from config.celery import app
+
+    saved = (app.conf.task_always_eager, app.conf.broker_url)
+    app.conf.task_always_eager = True
+    app.conf.broker_url = "redis://localhost:6379/14"
+    yield
+    app.conf.task_always_eager, app.conf.broker_url = saved
+
+
+@pytest.fixture
+def webhook_endpoint(db):
+    from billing.payments.endpoints import webhook_endpoint_ensure
+
+    return webhook_endpoint_ensure(base_url="http://testserver")
+
+
+@pytest.fixture
+def customer(org):
+    return account_services.customer_create(organization=org, email="buyer@example.com", name="Buyer")
+
+
+@pytest.fixture
+def make_payment(org, customer):
+    from billing.payments import services as payment_services
+
+    def make(reference: str = "order:demo", amount: int = 2000, currency: str = "usd", **kwargs):
+        payment = payment_services.payment_create(
+            organization=org,
+            customer=customer,
+            reference=reference,
+            amount=amount,
+            currency=currency,
+            trigger=kwargs.pop("trigger", "purchase"),
+            **kwargs,
+        )
+        return payment
+
+    return make

@@ -14,6 +14,7 @@ GOOD = {
     "DJANGO_ALLOWED_HOSTS": "billing.example.com",
     "STRIPE_LIVE_MODE": "true",
     "STRIPE_LIVE_SECRET_KEY": "sk_live_example",
+    "STRIPE_WEBHOOK_SECRET": "whsec_production_example",
 }
 
 

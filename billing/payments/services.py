@@ -1,0 +1,330 @@
+"""Payments: one ``Payment`` per attempt, confirmed through a processor, converged by webhooks.
+
+State moves by ``payment_apply_snapshot`` only, whatever reports it (the synchronous
+confirmation, a webhook, an operator): facts fill blanks and are never erased;
+the status follows the newest snapshot, ``succeeded`` and ``canceled`` are final,
+and a snapshot older than the one applied is ignored.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from accounts.models import Customer, Organization
+from billing.money import InvalidAmount, check_chargeable
+from billing.payments.models import Payment
+from billing.payments.processor import ChargeOutcome, PaymentProcessor, ProcessorError
+from core import clock
+from core.audit import audit_record
+from core.errors import Conflict, InvalidInput
+
+logger = logging.getLogger("recur.payments")
+
+S = Payment.Status
+# Ties within one second of processor time go to the status further along.
+RANK = {S.PENDING: 0, S.REQUIRES_ACTION: 1, S.PROCESSING: 1, S.FAILED: 2, S.CANCELED: 3, S.SUCCEEDED: 4}
+FINAL = {S.SUCCEEDED, S.CANCELED}
+FACT_FIELDS = (
+    "processor_payment_id",
+    "processor_charge_id",
+    "payment_method_id",
+    "client_secret",
+    "decline_code",
+    "decline_message",
+    "risk_level",
+    "risk_score",
+    "balance_transaction_id",
+)
+
+
+@dataclass(frozen=True)
+class PaymentHooks:
+    """What a paid-for thing does when one of its payments settles (registered by later features)."""
+
+    on_succeeded: Callable[[Payment], None]
+    on_failed: Callable[[Payment], None]
+
+
+# Keyed by the reference's kind, e.g. "checkout" for references "checkout:<id>".
+PAYMENT_HOOKS: dict[str, PaymentHooks] = {}
+
+
+def processor_for(organization: Organization) -> PaymentProcessor:
+    if organization.payment_processor == Payment.Processor.MANUAL:
+        from billing.payments.manual import ManualProcessor
+
+        return ManualProcessor()
+    from billing.payments.stripe_processor import StripeProcessor
+
+    return StripeProcessor()
+
+
+def payment_find(
+    *, payment_intent_id: str = "", charge_id: str = "", metadata: dict | None = None
+) -> Payment | None:
+    """The payment a processor object belongs to: our id in its metadata, else its ids."""
+    payment_id = (metadata or {}).get("recur_payment_id")
+    if payment_id:
+        payment = Payment.objects.filter(pk=payment_id).first() if _is_uuid(payment_id) else None
+        if payment is not None:
+            return payment
+    if payment_intent_id:
+        payment = Payment.objects.filter(processor_payment_id=payment_intent_id).first()
+        if payment is not None:
+            return payment
+    if charge_id:
+        return Payment.objects.filter(processor_charge_id=charge_id).first()
+    return None
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _settle_hooks(payment: Payment) -> PaymentHooks | None:
+    return PAYMENT_HOOKS.get(payment.reference.split(":", 1)[0])
+
+
+@transaction.atomic
+def payment_apply_snapshot(
+    *,
+    payment: Payment,
+    status: str,
+    observed_at: datetime,
+    facts: dict[str, Any] | None = None,
+    amount_refunded: int | None = None,
+) -> Payment:
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    changed: set[str] = set()
+    for name, value in (facts or {}).items():
+        if name in FACT_FIELDS and value not in ("", None) and getattr(payment, name) in ("", None):
+            setattr(payment, name, value)
+            changed.add(name)
+    if amount_refunded is not None and payment.amount_refunded < int(amount_refunded) <= payment.amount:
+        payment.amount_refunded = int(amount_refunded)
+        changed.add("amount_refunded")
+
+    seen = payment.processor_state_at
+    newer = (
+        seen is None or observed_at > seen or (observed_at == seen and RANK[status] > RANK[payment.status])
+    )
+    if newer and payment.status not in FINAL:
+        payment.processor_state_at = observed_at
+        changed.add("processor_state_at")
+        if status != payment.status:
+            payment.status = status
+            changed.add("status")
+            if status == S.SUCCEEDED:
+                payment.succeeded_at = clock.now()
+                changed.add("succeeded_at")
+            elif status == S.FAILED:
+                payment.failed_at = clock.now()
+                changed.add("failed_at")
+            hooks = _settle_hooks(payment)
+            if hooks is not None and status in (S.SUCCEEDED, S.FAILED):
+                payment.save(update_fields=[*changed, "updated_at"])
+                changed.clear()
+                (hooks.on_succeeded if status == S.SUCCEEDED else hooks.on_failed)(payment)
+    if changed:
+        payment.save(update_fields=[*changed, "updated_at"])
+    return payment
+
+
+def _next_attempt(reference: str) -> int:
+    return (Payment.objects.filter(reference=reference).aggregate(n=Max("attempt"))["n"] or 0) + 1
+
+
+def payment_create(
+    *,
+    organization: Organization,
+    customer: Customer | None,
+    reference: str,
+    amount: int,
+    currency: str,
+    trigger: str,
+    payment_method_id: str = "",
+    off_session: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> Payment:
+    """A new attempt for ``reference``, committed before any processor call."""
+    try:
+        check_chargeable(amount, currency)
+    except InvalidAmount as exc:
+        raise InvalidInput(str(exc), field="amount", code="invalid_amount") from exc
+    if trigger not in Payment.Trigger.values:
+        raise InvalidInput(f"Unknown trigger {trigger!r}.", field="trigger")
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                attempt = _next_attempt(reference)
+                return Payment.objects.create(
+                    organization=organization,
+                    customer=customer,
+                    reference=reference,
+                    attempt=attempt,
+                    trigger=trigger,
+                    processor=organization.payment_processor,
+                    amount=amount,
+                    currency=currency,
+                    idempotency_key=f"{reference}:attempt:{attempt}",
+                    payment_method_id=payment_method_id,
+                    off_session=off_session,
+                    metadata=metadata or {},
+                )
+        except IntegrityError:  # a concurrent attempt took this number
+            continue
+    raise Conflict(
+        "Another payment attempt for this is being created; try again.", code="attempt_in_progress"
+    )
+
+
+def customer_processor_sync(*, customer: Customer, processor: PaymentProcessor | None = None) -> str:
+    """The customer's id at the processor, creating or updating it there."""
+    processor = processor or processor_for(customer.organization)
+    processor_id = processor.customer_upsert(
+        processor_customer_id=customer.stripe_customer_id or None,
+        email=customer.email,
+        name=customer.name,
+        metadata={
+            "recur_customer_id": str(customer.pk),
+            "recur_organization_id": str(customer.organization_id),
+        },
+        idempotency_key=f"customer:{customer.pk}:sync:{int(customer.updated_at.timestamp())}",
+    )
+    if processor_id != customer.stripe_customer_id:
+        Customer.objects.filter(pk=customer.pk).update(stripe_customer_id=processor_id)
+        customer.stripe_customer_id = processor_id
+    return processor_id
+
+
+def _outcome_facts(outcome: ChargeOutcome) -> dict[str, Any]:
+    return {
+        "processor_payment_id": outcome.payment_intent_id,
+        "processor_charge_id": outcome.charge_id,
+        "decline_code": outcome.decline_code,
+        "decline_message": outcome.decline_message,
+        "risk_level": outcome.risk_level,
+        "client_secret": outcome.client_secret,
+    }
+
+
+OUTCOME_STATUS = {
+    "succeeded": S.SUCCEEDED,
+    "processing": S.PROCESSING,
+    "requires_action": S.REQUIRES_ACTION,
+    "failed": S.FAILED,
+    "canceled": S.CANCELED,
+}
+
+
+def payment_confirm(*, payment: Payment, processor: PaymentProcessor | None = None) -> Payment:
+    """Ask the processor to collect a pending attempt. Runs outside any transaction or lock:
+    the attempt's idempotency key makes a repeated call return the same PaymentIntent."""
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError("payment_confirm calls the processor; call it after commit, outside transactions")
+    payment.refresh_from_db()
+    if payment.status != S.PENDING:
+        return payment
+    processor = processor or processor_for(payment.organization)
+    customer_id = (
+        customer_processor_sync(customer=payment.customer, processor=processor) if payment.customer else None
+    )
+    try:
+        outcome = processor.payment_intent_create(
+            amount=payment.amount,
+            currency=payment.currency,
+            processor_customer_id=customer_id,
+            payment_method_id=payment.payment_method_id or None,
+            off_session=payment.off_session,
+            confirm=True,
+            idempotency_key=payment.idempotency_key,
+            metadata={
+                "recur_payment_id": str(payment.pk),
+                "recur_reference": payment.reference,
+                "recur_organization_id": str(payment.organization_id),
+            },
+        )
+    except ProcessorError as exc:
+        if exc.retryable:
+            # Unknown outcome: the webhook (matched by metadata) or a retry with the same key settles it.
+            logger.warning("processor unreachable for %s: %s", payment.idempotency_key, exc)
+            Payment.objects.filter(pk=payment.pk).update(note=f"processor unreachable: {exc}"[:500])
+            return Payment.objects.get(pk=payment.pk)
+        return payment_apply_snapshot(
+            payment=payment,
+            status=S.FAILED,
+            observed_at=clock.now(),
+            facts={"decline_code": exc.code or "processor_error", "decline_message": str(exc)},
+        )
+    return payment_apply_snapshot(
+        payment=payment,
+        status=OUTCOME_STATUS[outcome.status],
+        observed_at=clock.now(),
+        facts=_outcome_facts(outcome),
+    )
+
+
+@transaction.atomic
+def payment_record_manual(
+    *,
+    organization: Organization,
+    customer: Customer | None,
+    reference: str,
+    amount: int,
+    currency: str,
+    trigger: str,
+    actor,
+    note: str,
+) -> Payment:
+    """An operator records money received outside Stripe (bank transfer, cash). Audited."""
+    if not note.strip():
+        raise InvalidInput("Say how the money was received.", field="note", code="required")
+    payment = payment_create(
+        organization=organization,
+        customer=customer,
+        reference=reference,
+        amount=amount,
+        currency=currency,
+        trigger=trigger,
+    )
+    Payment.objects.filter(pk=payment.pk).update(processor=Payment.Processor.MANUAL, note=note)
+    payment = payment_apply_snapshot(
+        payment=payment,
+        status=S.SUCCEEDED,
+        observed_at=clock.now(),
+        facts={"processor_payment_id": f"manual_{payment.pk.hex}"},
+    )
+    audit_record(
+        actor=actor,
+        action="payment.record_manual",
+        target=payment,
+        organization=organization,
+        reason=note,
+        data={"amount": amount, "currency": currency, "reference": reference},
+    )
+    return payment
+
+
+@transaction.atomic
+def customer_payment_method_saved(*, processor_customer_id: str, payment_method_id: str) -> Customer | None:
+    """A card saved at the processor becomes the customer's default payment method."""
+    if not processor_customer_id or not payment_method_id:
+        return None
+    customer = Customer.objects.select_for_update().filter(stripe_customer_id=processor_customer_id).first()
+    if customer is None:
+        return None
+    if customer.default_payment_method_id != payment_method_id:
+        customer.default_payment_method_id = payment_method_id
+        customer.save(update_fields=["default_payment_method_id", "updated_at"])
+    return customer
