@@ -187,6 +187,7 @@ class AccessToken(BaseModel):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("revoke_accesstoken", "Can revoke access tokens")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

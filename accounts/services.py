@@ -11,7 +11,7 @@ from django.utils.text import slugify
 from accounts.models import AccessToken, Customer, Membership, Organization, User, hash_token
 from core import clock
 from core.api.scopes import ALL_SCOPES
-from core.audit import audit_record
+from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
 
 TOKEN_PREFIX = "recur_at_"
@@ -68,6 +68,7 @@ ORGANIZATION_SETTINGS = (
     "dunning_schedule",
     "benefit_grace_days",
     "proration_default",
+    "payment_processor",
 )
 
 
@@ -99,7 +100,7 @@ def organization_update(
             action="organization.update",
             target=organization,
             organization=organization,
-            data={"before": before, "after": changes},
+            data=json_safe({"before": before, "after": changes}),
         )
     return organization
 
@@ -214,16 +215,33 @@ def _save_customer(customer: Customer) -> Customer:
     return customer
 
 
+def _audit_customer(actor: User | None, action: str, customer: Customer, data: dict | None = None) -> None:
+    """Operators' changes are audited; an API client's are its merchant's own."""
+    if actor is not None:
+        audit_record(
+            actor=actor,
+            action=action,
+            target=customer,
+            organization=customer.organization,
+            data=json_safe(data or {}),
+        )
+
+
 @transaction.atomic
-def customer_create(*, organization: Organization, email: str, **fields: Any) -> Customer:
+def customer_create(
+    *, organization: Organization, email: str, actor: User | None = None, **fields: Any
+) -> Customer:
     fields = {k: v for k, v in fields.items() if k in CUSTOMER_FIELDS}
     _check_external_id_free(organization=organization, external_id=fields.get("external_id"))
-    return _save_customer(Customer(organization=organization, email=email.lower(), **fields))
+    customer = _save_customer(Customer(organization=organization, email=email.lower(), **fields))
+    _audit_customer(actor, "customer.create", customer, {"email": customer.email, **fields})
+    return customer
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, **changes: Any) -> Customer:
+def customer_update(*, customer: Customer, actor: User | None = None, **changes: Any) -> Customer:
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    before = {field: getattr(customer, field) for field in changes if field in CUSTOMER_FIELDS}
     if "external_id" in changes:
         _check_external_id_free(
             organization=customer.organization, external_id=changes["external_id"], exclude=customer
@@ -231,7 +249,9 @@ def customer_update(*, customer: Customer, **changes: Any) -> Customer:
     for field, value in changes.items():
         if field in CUSTOMER_FIELDS:
             setattr(customer, field, value.lower() if field == "email" else value)
-    return _save_customer(customer)
+    customer = _save_customer(customer)
+    _audit_customer(actor, "customer.update", customer, {"before": before, "after": changes})
+    return customer
 
 
 @transaction.atomic
@@ -259,7 +279,8 @@ def customer_upsert(*, organization: Organization, external_id: str, **fields: A
 
 
 @transaction.atomic
-def customer_delete(*, customer: Customer) -> None:
+def customer_delete(*, customer: Customer, actor: User | None = None) -> None:
+    _audit_customer(actor, "customer.delete", customer, {"email": customer.email})
     try:
         with transaction.atomic():
             Customer.objects.filter(pk=customer.pk).delete()

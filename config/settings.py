@@ -189,9 +189,6 @@ STRIPE_TEST_PUBLIC_KEY = env.str("STRIPE_TEST_PUBLIC_KEY", default="pk_test_recu
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
-# dj-stripe verifies and stores each delivery; instead of mirroring objects through the
-# Stripe API (network calls inside the webhook request), it hands the verified event to us.
-DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.payments.webhooks.webhook_event_accept"
 STRIPE_WEBHOOK_TOLERANCE = 300
 # The platform's endpoint: /stripe/webhook/<uuid>/, signed with this secret. In production
 # both come from the endpoint you create in Stripe; these defaults serve localstripe.

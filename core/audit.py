@@ -1,7 +1,9 @@
 """The operator audit log. Services call ``audit_record`` inside their transaction."""
 
+import json
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from core.models import AuditEntry
@@ -27,3 +29,8 @@ def audit_record(
         reason=reason,
         data=data or {},
     )
+
+
+def json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    """Audit data as plain JSON (dates, decimals and UUIDs as strings)."""
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))

@@ -39,7 +39,9 @@ def test_install_schedules_is_idempotent_and_removes_stale_ones():
     assert first.created == len(SCHEDULES)
     PeriodicTask.objects.filter(name=HEARTBEAT_TASK_NAME).update(enabled=False)
     heartbeat_task = PeriodicTask.objects.get(name=HEARTBEAT_TASK_NAME)
-    PeriodicTask.objects.create(name="recur: retired job", task="core.tasks.gone", interval=heartbeat_task.interval)
+    PeriodicTask.objects.create(
+        name="recur: retired job", task="core.tasks.gone", interval=heartbeat_task.interval
+    )
     second = schedules_install()
     assert (second.created, second.updated, second.removed) == (0, 1, 1)
     third = schedules_install()
@@ -72,7 +74,9 @@ def test_worker_and_beat_tick_the_heartbeat(tmp_path):
     """The dashboard's liveness is real: beat sends the heartbeat, a worker runs it."""
     schedules_install()
     # Due now, rather than one interval after beat starts.
-    PeriodicTask.objects.filter(name=HEARTBEAT_TASK_NAME).update(last_run_at=timezone.now() - timedelta(hours=1))
+    PeriodicTask.objects.filter(name=HEARTBEAT_TASK_NAME).update(
+        last_run_at=timezone.now() - timedelta(hours=1)
+    )
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -81,9 +85,14 @@ def test_worker_and_beat_tick_the_heartbeat(tmp_path):
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     processes = [
-        _spawn(["worker", "--pool", "solo", "--loglevel", "INFO", "--without-mingle", "--without-gossip"], env,
-               tmp_path / "worker.log"),
-        _spawn(["beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat")], env, tmp_path / "beat.log"),
+        _spawn(
+            ["worker", "--pool", "solo", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+            env,
+            tmp_path / "worker.log",
+        ),
+        _spawn(
+            ["beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat")], env, tmp_path / "beat.log"
+        ),
     ]
     try:
         deadline = time.monotonic() + 45

@@ -118,6 +118,10 @@ class ExternalEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        permissions = [
+            ("replay_externalevent", "Can replay external events"),
+            ("ignore_externalevent", "Can mark external events ignored"),
+        ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="extevent_status_next_idx"),
             models.Index(fields=["type", "-received_at"], name="extevent_type_recv_idx"),

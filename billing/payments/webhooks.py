@@ -1,15 +1,18 @@
-"""Stripe webhooks in, through dj-stripe.
+"""Stripe webhooks in, through dj-stripe's models.
 
-dj-stripe's view verifies the signature (300 s tolerance) and stores every delivery
-as a ``WebhookEventTrigger``. Its object mirroring would call the Stripe API inside
-the request, so ``DJSTRIPE_WEBHOOK_EVENT_CALLBACK`` hands the verified event to
-``webhook_event_accept`` instead: it records an ``ExternalEvent`` (unique by event
-id) and enqueues processing after commit. Nothing here needs the network.
+Every delivery is stored as a dj-stripe ``WebhookEventTrigger`` and verified by
+dj-stripe (signature, the endpoint's 300 s tolerance). dj-stripe's own processing
+would mirror Stripe objects by calling the Stripe API inside the request; instead a
+verified event becomes an ``ExternalEvent`` (unique by event id) whose processing is
+enqueued after commit. Nothing here needs the network.
 """
 
 import logging
+from traceback import format_exc
 
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
+from django.db import transaction
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, HttpResponseServerError
+from djstripe.enums import WebhookEndpointValidation
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import get_remote_ip
 from djstripe.views import ProcessWebhookView
@@ -22,27 +25,24 @@ logger = logging.getLogger("recur.webhooks")
 SECRET_OVERRIDE_HEADER = "x-djstripe-webhook-secret"
 
 
-def webhook_event_accept(trigger: WebhookEventTrigger, api_key: str | None = None) -> None:
-    """dj-stripe's callback for a verified delivery; runs inside its transaction."""
-    events.external_event_record(payload=trigger.json_body, delivery=trigger)
-    trigger.processed = True
-
-
-def _reject(request, endpoint: WebhookEndpoint | None, reason: str) -> WebhookEventTrigger:
-    logger.warning("rejected Stripe webhook delivery: %s", reason)
+def _store(request, endpoint: WebhookEndpoint | None, *, exception: str = "") -> WebhookEventTrigger:
     return WebhookEventTrigger.objects.create(
         headers=dict(request.headers),
         body=request.body.decode(errors="replace"),
         remote_ip=get_remote_ip(request),
         webhook_endpoint=endpoint,
         valid=False,
-        exception=reason[:128],
+        exception=exception[:128],
     )
 
 
+def _reject(request, endpoint: WebhookEndpoint | None, reason: str) -> WebhookEventTrigger:
+    logger.warning("rejected Stripe webhook delivery: %s", reason)
+    return _store(request, endpoint, exception=reason)
+
+
 class StripeWebhookView(ProcessWebhookView):
-    """dj-stripe's webhook view (same verification and storage), that also stores and
-    explains the deliveries dj-stripe would drop unrecorded."""
+    """Store, verify, enqueue. Also stores the deliveries dj-stripe's view drops unrecorded."""
 
     def post(self, request, uuid):
         endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=uuid).first()
@@ -55,10 +55,26 @@ class StripeWebhookView(ProcessWebhookView):
         if SECRET_OVERRIDE_HEADER in request.headers:
             _reject(request, endpoint, f"{SECRET_OVERRIDE_HEADER} is not accepted")
             return HttpResponseBadRequest(f"{SECRET_OVERRIDE_HEADER} is not accepted")
-        trigger = WebhookEventTrigger.from_request(request, webhook_endpoint=endpoint)
-        if not trigger.valid:
+        if endpoint.djstripe_validation_method != WebhookEndpointValidation.verify_signature:
+            _reject(request, endpoint, "endpoint is not set to verify signatures")
+            return HttpResponseBadRequest("endpoint misconfigured")
+
+        trigger = _store(request, endpoint)
+        if not trigger.validate(secret=endpoint.secret, api_key=""):
             trigger.exception = "invalid signature, stale timestamp or malformed body"
-            trigger.save(update_fields=["exception"])
+            trigger.save(update_fields=["exception", "updated"])
             logger.warning("rejected Stripe webhook delivery %s: verification failed", trigger.id)
             return HttpResponseBadRequest("signature verification failed")
+
+        try:
+            with transaction.atomic():
+                events.external_event_record(payload=trigger.json_body, delivery=trigger)
+                trigger.valid = trigger.processed = True
+                trigger.save(update_fields=["valid", "processed", "updated"])
+        except Exception as exc:  # stored for the operator; Stripe will deliver again
+            logger.exception("could not record Stripe event from delivery %s", trigger.id)
+            WebhookEventTrigger.objects.filter(pk=trigger.pk).update(
+                valid=True, exception=str(exc)[:128], traceback=format_exc()
+            )
+            return HttpResponseServerError("could not record the event")
         return HttpResponse("ok")

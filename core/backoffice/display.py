@@ -1,0 +1,37 @@
+"""Small HTML helpers shared by admin pages."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+BADGE_TONES = ("good", "warn", "bad", "muted", "info")
+
+
+def badge(text: str, tone: str = "muted") -> SafeString:
+    """A coloured status pill: ``badge("active", "good")``."""
+    if tone not in BADGE_TONES:
+        raise ValueError(f"unknown badge tone {tone!r}")
+    return format_html('<span class="bo-badge bo-badge--{}">{}</span>', tone, text)
+
+
+def pretty_json(value: Any) -> SafeString:
+    """JSON, indented and escaped, in a <pre> block."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, cls=DjangoJSONEncoder)
+    return format_html('<pre class="bo-json">{}</pre>', text)
+
+
+def when(value: datetime | None) -> SafeString | str:
+    """A compact UTC timestamp for list columns: ``2026-11-21 05:49``."""
+    if value is None:
+        return "—"
+    value = value.astimezone(UTC)
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{}</time>',
+        value.isoformat(),
+        value.strftime("%Y-%m-%d %H:%M:%S"),
+        value.strftime("%Y-%m-%d %H:%M"),
+    )
