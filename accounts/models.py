@@ -3,15 +3,20 @@ import hashlib
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from billing.money import is_supported_currency
 from core import clock
 from core.models import BaseModel
 
-currency_validator = RegexValidator(r"^[a-z]{3}$", "Use a lowercase ISO 4217 code, e.g. usd.")
+
+def currency_validator(value: str) -> None:
+    if not (len(value) == 3 and value.islower() and is_supported_currency(value)):
+        raise ValidationError("Use a lowercase ISO 4217 currency code, e.g. usd.", code="invalid_currency")
 
 
 class UserManager(BaseUserManager):

@@ -14,6 +14,7 @@ class BackofficeSite(admin.AdminSite):
     index_title = "Dashboard"
     index_template = "backoffice/dashboard.html"
     site_url = None  # "/" only redirects back here
+    enable_nav_sidebar = False  # lists need the width; the dashboard links every model
 
     # Libraries' apps come after Recur's own, in this order; the dashboard folds the long ones.
     library_apps: tuple[str, ...] = ("django_celery_beat", "auth", "djstripe")

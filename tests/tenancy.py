@@ -18,7 +18,22 @@ def seed_customers(organization) -> None:
     account_services.customer_create(organization=organization, email="second@example.com")
 
 
-SEEDERS: list[Seeder] = [seed_customers]
+def seed_payments(organization) -> None:
+    from accounts.models import Customer
+    from billing.payments import services as payment_services
+
+    customer = Customer.objects.filter(organization=organization).first()
+    payment_services.payment_create(
+        organization=organization,
+        customer=customer,
+        reference=f"order:tenancy-{organization.pk}",
+        amount=1500,
+        currency="usd",
+        trigger="purchase",
+    )
+
+
+SEEDERS: list[Seeder] = [seed_customers, seed_payments]
 
 
 def seed_everything(organization) -> None:

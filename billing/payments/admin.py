@@ -54,7 +54,7 @@ def external_events_card(request) -> Metric:
     )
     failed = counts.get(ExternalEvent.Status.FAILED, 0)
     url = reverse("admin:payments_externalevent_changelist") + "?status__exact=failed"
-    hint = f"failed; {counts.get(ExternalEvent.Status.PENDING, 0)} pending"
+    hint = f"failed · {counts.get(ExternalEvent.Status.PENDING, 0)} waiting to be processed"
     return Metric(str(failed), hint=hint, url=url, tone="bad" if failed else "good")
 
 

@@ -119,3 +119,11 @@ def test_invalid_fields_are_400_with_one_entry_per_field(api, payload, field):
     assert body["code"] == "validation_error"
     assert field.split(".non_field_errors")[0] in [e["field"] for e in body["errors"]]
     assert not Customer.objects.exists()
+
+
+def test_customer_with_payments_cannot_be_deleted(api, org, make_payment, customer):
+    make_payment()
+    response = api.delete(f"/v1/customers/{customer.pk}")
+    assert response.status_code == 409
+    assert response.json()["code"] == "customer_in_use"
+    assert Customer.objects.filter(pk=customer.pk).exists()

@@ -1,0 +1,50 @@
+"""The setup commands a new user runs (through `make run`) or an operator uses."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import AccessToken, Customer, Organization
+from accounts.services import access_token_authenticate
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_organization_prints_a_working_token(capsys):
+    call_command(
+        "create_organization", "--name", "Globex", "--owner-email", "CEO@globex.test", "--currency", "eur"
+    )
+    out = capsys.readouterr().out
+    secret = next(line.split()[-1] for line in out.splitlines() if line.startswith("token:"))
+    token = access_token_authenticate(secret=secret)
+    assert token.organization.name == "Globex"
+    assert token.organization.default_currency == "eur"
+    assert token.organization.memberships.get().user.email == "ceo@globex.test"
+
+
+def test_create_organization_refuses_bad_input_and_writes_nothing():
+    with pytest.raises(CommandError):
+        call_command(
+            "create_organization", "--name", "X", "--owner-email", "a@b.test", "--scopes", "everything:write"
+        )
+    with pytest.raises(CommandError):
+        call_command(
+            "create_organization", "--name", "X", "--owner-email", "a@b.test", "--currency", "usdollars"
+        )
+    assert not Organization.objects.exists()
+
+
+def test_bootstrap_and_demo_seed_are_idempotent(capsys):
+    call_command("bootstrap")
+    call_command("bootstrap")
+    call_command("seed_demo")
+    first = capsys.readouterr().out
+    call_command("seed_demo")
+    second = capsys.readouterr().out
+    assert Organization.objects.count() == 2
+    assert Customer.objects.count() == 40
+    # every run prints a fresh working token; the previous demo token is revoked
+    assert AccessToken.objects.filter(revoked_at__isnull=True).count() == 1
+    secret = next(word for word in second.split() if word.startswith("recur_at_"))
+    assert access_token_authenticate(secret=secret) is not None
+    old = next(word for word in first.split() if word.startswith("recur_at_"))
+    assert access_token_authenticate(secret=old) is None
