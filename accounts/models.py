@@ -108,6 +108,11 @@ class Organization(BaseModel):
     proration_default = models.CharField(
         max_length=20, choices=ProrationBehavior.choices, default=ProrationBehavior.PRORATE
     )
+    tax_behavior = models.CharField(
+        max_length=20,
+        choices=[("exclusive", "Prices exclude tax"), ("inclusive", "Prices include tax")],
+        default="exclusive",
+    )
     payment_processor = models.CharField(
         max_length=20,
         choices=[("stripe", "Stripe"), ("manual", "Manual (recorded by an operator)")],

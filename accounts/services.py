@@ -69,6 +69,7 @@ ORGANIZATION_SETTINGS = (
     "benefit_grace_days",
     "proration_default",
     "payment_processor",
+    "tax_behavior",
 )
 
 

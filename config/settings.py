@@ -46,6 +46,10 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "billing.payments",
+    "billing.catalog",
+    "billing.checkout",
+    "billing.orders",
+    "billing.subscriptions",
 ]
 
 MIDDLEWARE = [

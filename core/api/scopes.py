@@ -1,5 +1,13 @@
 """Every API resource a token can be scoped to. Each grants `<resource>:read` and `:write`."""
 
-API_RESOURCES: tuple[str, ...] = ("customers", "organization")
+API_RESOURCES: tuple[str, ...] = (
+    "customers",
+    "organization",
+    "products",
+    "discounts",
+    "checkouts",
+    "orders",
+    "subscriptions",
+)
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{access}" for r in API_RESOURCES for access in ("read", "write"))

@@ -1,0 +1,53 @@
+from django.db import models
+
+from core.models import BaseModel
+
+
+class Subscription(BaseModel):
+    """A customer's recurring purchase. Periods are [start, end) and computed from the anchor."""
+
+    class Status(models.TextChoices):
+        INCOMPLETE = "incomplete"
+        TRIALING = "trialing"
+        ACTIVE = "active"
+        PAST_DUE = "past_due"
+        CANCELED = "canceled"
+        UNPAID = "unpaid"
+        PAUSED = "paused"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="subscriptions")
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="subscriptions")
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="subscriptions")
+    price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=20, choices=Status.choices)
+    currency = models.CharField(max_length=3)
+    amount = models.BigIntegerField(help_text="Recurring amount per period before discount and tax.")
+    seats = models.PositiveIntegerField(null=True, blank=True)
+    billing_anchor = models.DateTimeField()
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField(db_index=True)
+    trial_start = models.DateTimeField(null=True, blank=True)
+    trial_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    past_due_at = models.DateTimeField(null=True, blank=True)
+    discount = models.ForeignKey("catalog.Discount", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    discount_periods_remaining = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Billing periods the discount still applies to; empty means forever."
+    )
+    checkout = models.OneToOneField(
+        "checkout.Checkout", null=True, blank=True, on_delete=models.PROTECT, related_name="subscription"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="subscription_org_created_idx"),
+            models.Index(fields=["organization", "status"], name="subscription_org_status_idx"),
+            models.Index(fields=["customer", "-created_at"], name="subscription_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} for {self.customer}"
