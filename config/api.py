@@ -5,11 +5,21 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import CustomerViewSet, OrganizationView
+from billing.catalog.api import DiscountViewSet, ProductViewSet
+from billing.checkout.api import CheckoutClientViewSet, CheckoutViewSet
+from billing.orders.api import OrderViewSet
+from billing.subscriptions.api import SubscriptionViewSet
 from core.api.errors import json_not_found
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # accept /v1/customers and /v1/customers/
 router.register("customers", CustomerViewSet, basename="customer")
+router.register("products", ProductViewSet, basename="product")
+router.register("discounts", DiscountViewSet, basename="discount")
+router.register("checkouts/client", CheckoutClientViewSet, basename="checkout-client")
+router.register("checkouts", CheckoutViewSet, basename="checkout")
+router.register("orders", OrderViewSet, basename="order")
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),

@@ -149,6 +149,8 @@ REST_FRAMEWORK = {
 # Requests per minute allowed to one access token.
 RECUR_API_RATE_LIMIT = env.int("RECUR_API_RATE_LIMIT", default=1200)
 RECUR_IDEMPOTENCY_TTL_HOURS = 24
+# Where customers reach this deployment (hosted checkout links).
+RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default="http://localhost:8000")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Recur API",

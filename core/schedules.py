@@ -34,6 +34,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Re-enqueues Stripe events whose task was lost and failed ones due for a retry.",
     ),
     Schedule(
+        "recur: expire checkouts",
+        "checkout.expire_checkouts",
+        every=timedelta(minutes=15),
+        description="Expires open checkouts after 24 hours and reopens abandoned confirmations.",
+    ),
+    Schedule(
         "recur: purge expired idempotency keys",
         "core.tasks.purge_idempotency_keys",
         crontab="17 * * * *",

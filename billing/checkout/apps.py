@@ -5,3 +5,11 @@ class CheckoutConfig(AppConfig):
     name = "billing.checkout"
     label = "checkout"
     verbose_name = "Checkout"
+
+    def ready(self) -> None:
+        from billing.checkout import services
+        from billing.payments.services import PAYMENT_HOOKS, PaymentHooks
+
+        PAYMENT_HOOKS["checkout"] = PaymentHooks(
+            on_succeeded=services.checkout_payment_succeeded, on_failed=services.checkout_payment_failed
+        )

@@ -21,7 +21,9 @@ class Checkout(BaseModel):
         FAILED = "failed"
         EXPIRED = "expired"
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="checkouts")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="checkouts"
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     client_secret = models.CharField(max_length=100, unique=True, default=new_client_secret)
     expires_at = models.DateTimeField(db_index=True)
@@ -31,7 +33,9 @@ class Checkout(BaseModel):
     currency = models.CharField(max_length=3)
     seats = models.PositiveIntegerField(null=True, blank=True)
     custom_amount = models.BigIntegerField(null=True, blank=True, help_text="Pay-what-you-want amount.")
-    discount = models.ForeignKey("catalog.Discount", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    discount = models.ForeignKey(
+        "catalog.Discount", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     trial_days = models.PositiveSmallIntegerField(null=True, blank=True)
 
     customer = models.ForeignKey(
@@ -65,7 +69,9 @@ class Checkout(BaseModel):
             models.Index(fields=["status", "expires_at"], name="checkout_status_expiry_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(total__gte=0) & Q(tax__gte=0), name="checkout_amounts_non_negative")
+            models.CheckConstraint(
+                condition=Q(total__gte=0) & Q(tax__gte=0), name="checkout_amounts_non_negative"
+            )
         ]
 
     def __str__(self) -> str:

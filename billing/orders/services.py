@@ -1,0 +1,102 @@
+"""Orders: what a customer owes for a purchase or a period, numbered gaplessly when paid."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from accounts.models import Customer, Organization
+from billing.money import percentage_of
+from billing.orders.models import Order, OrderItem
+from core import clock
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    amount: int
+    quantity: int = 1
+    proration: bool = False
+    price_id: object | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+def invoice_number_assign(*, organization: Organization) -> str:
+    """The next invoice number of the organization. Must run inside the transaction that
+    marks the order paid: the organization row lock serializes numbering, and a rollback
+    gives the number back, so numbers have no gaps and no duplicates."""
+    org = (
+        Organization.objects.select_for_update()
+        .only("invoice_prefix", "invoice_next_number")
+        .get(pk=organization.pk)
+    )
+    number = org.invoice_next_number
+    Organization.objects.filter(pk=org.pk).update(invoice_next_number=number + 1)
+    return f"{org.invoice_prefix}-{number:05d}"
+
+
+def platform_fee_for(*, organization: Organization, amount: int) -> int:
+    if amount <= 0:
+        return 0
+    return min(amount, percentage_of(amount, organization.platform_fee_bps) + organization.platform_fee_fixed)
+
+
+@transaction.atomic
+def order_create(
+    *,
+    organization: Organization,
+    customer: Customer,
+    billing_reason: str,
+    currency: str,
+    lines: list[Line],
+    discount_amount: int = 0,
+    tax: int = 0,
+    tax_rate_bps: int = 0,
+    tax_inclusive: bool = False,
+    reverse_charge: bool = False,
+    paid: bool = False,
+    **links,
+) -> Order:
+    """An order from its lines. ``paid`` orders get their invoice number at once."""
+    subtotal = sum(line.amount for line in lines)
+    net = subtotal - discount_amount
+    total = net if tax_inclusive else net + tax
+    now = clock.now()
+    order = Order.objects.create(
+        organization=organization,
+        customer=customer,
+        status=Order.Status.PAID if paid else Order.Status.PENDING,
+        billing_reason=billing_reason,
+        currency=currency,
+        subtotal=subtotal,
+        discount_amount=discount_amount,
+        net=net,
+        tax=tax,
+        total=total,
+        due=max(0, total),
+        tax_rate_bps=tax_rate_bps,
+        tax_inclusive=tax_inclusive,
+        reverse_charge=reverse_charge,
+        platform_fee=platform_fee_for(organization=organization, amount=total),
+        billing_name=customer.name,
+        billing_address=customer.billing_address,
+        customer_tax_id=customer.tax_id,
+        invoice_number=invoice_number_assign(organization=organization) if paid else None,
+        paid_at=now if paid else None,
+        **links,
+    )
+    OrderItem.objects.bulk_create(
+        OrderItem(
+            order=order,
+            label=line.label[:300],
+            amount=line.amount,
+            quantity=line.quantity,
+            proration=line.proration,
+            price_id=line.price_id,
+            period_start=line.period_start,
+            period_end=line.period_end,
+        )
+        for line in lines
+    )
+    return order
