@@ -335,9 +335,9 @@ def _confirm_begin(*, checkout: Checkout, payment_method_id: str, changes: dict[
     if checkout.discount_id:  # re-validate: it may have expired since the checkout opened
         _set_discount(checkout, checkout.discount.code or "")
     _apply_amounts(checkout)
-    if amount_due_now(checkout) > 0 or (checkout.product.is_recurring and checkout.total > 0):
-        if not payment_method_id:
-            raise InvalidInput("A payment method is required.", field="payment_method_id", code="required")
+    needs_card = amount_due_now(checkout) > 0 or (checkout.product.is_recurring and checkout.total > 0)
+    if needs_card and not payment_method_id:
+        raise InvalidInput("A payment method is required.", field="payment_method_id", code="required")
     checkout.customer = _customer_for(checkout)
     if checkout.discount_id:
         catalog.discount_reserve(
@@ -419,7 +419,7 @@ def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout
         subscription = subscription_create_for_checkout(
             checkout=checkout, customer=customer, amount=checkout.subtotal, now=now
         )
-    label = product.name + (f" × {checkout.seats} seats" if checkout.seats else "")
+    label = product.name + (f" ({checkout.seats} seats)" if checkout.seats else "")
     if subscription is not None and subscription.trial_end:
         lines = [
             Line(
