@@ -83,11 +83,119 @@ def seed_customers(organization: Organization) -> None:
         )
 
 
-SEEDERS: list[Callable[[Organization], None]] = [seed_customers]
+def seed_catalog_and_sales(organization: Organization) -> None:
+    """Products of every price type, discounts, and paid orders with active subscriptions.
+    Sales go through the real checkout services with the manual processor, so no Stripe is needed."""
+    from billing.catalog import services as catalog
+    from billing.checkout import services as checkout
+    from billing.payments.manual import ManualProcessor
+
+    if organization.products.exists():
+        return
+    pro = catalog.product_create(
+        organization=organization,
+        name="Acme Pro",
+        description="Everything in Acme, billed monthly.",
+        recurring_interval="month",
+        prices=[
+            {"currency": "usd", "type": "fixed", "amount": 2900},
+            {"currency": "eur", "type": "fixed", "amount": 2700},
+        ],
+    )
+    team = catalog.product_create(
+        organization=organization,
+        name="Acme Team",
+        description="Per seat, cheaper in bulk.",
+        recurring_interval="month",
+        prices=[
+            {
+                "currency": "usd",
+                "type": "seat_based",
+                "seat_tier_mode": "graduated",
+                "minimum_seats": 2,
+                "maximum_seats": 500,
+                "seat_tiers": [{"up_to": 10, "unit_amount": 1200}, {"up_to": None, "unit_amount": 900}],
+            }
+        ],
+    )
+    annual = catalog.product_create(
+        organization=organization,
+        name="Acme Pro (annual)",
+        recurring_interval="year",
+        prices=[{"currency": "usd", "type": "fixed", "amount": 29000}],
+    )
+    ebook = catalog.product_create(
+        organization=organization,
+        name="The Billing Handbook (e-book)",
+        prices=[{"currency": "usd", "type": "fixed", "amount": 1900}],
+    )
+    tip = catalog.product_create(
+        organization=organization,
+        name="Support the project",
+        description="Pay what you want.",
+        prices=[
+            {
+                "currency": "usd",
+                "type": "custom",
+                "minimum_amount": 100,
+                "maximum_amount": 100000,
+                "preset_amount": 500,
+            }
+        ],
+    )
+    community = catalog.product_create(
+        organization=organization,
+        name="Acme Community",
+        recurring_interval="month",
+        prices=[{"currency": "usd", "type": "free"}],
+    )
+    catalog.discount_create(
+        organization=organization,
+        name="Launch week",
+        code="LAUNCH20",
+        type="percentage",
+        basis_points=2000,
+        duration="once",
+    )
+    catalog.discount_create(
+        organization=organization,
+        name="Team onboarding",
+        code="TEAM10",
+        type="percentage",
+        basis_points=1000,
+        duration="repeating",
+        duration_in_months=3,
+        product_ids=[team.pk],
+    )
+    catalog.discount_create(
+        organization=organization,
+        name="Five off",
+        code="FIVEOFF",
+        type="fixed",
+        amounts={"usd": 500},
+        duration="forever",
+        max_redemptions=100,
+    )
+
+    processor = ManualProcessor()
+    customers = list(organization.customers.order_by("external_id")[:12])
+    sales = [
+        (pro, {}), (pro, {"discount_code": "LAUNCH20"}), (team, {"seats": 14, "discount_code": "TEAM10"}),
+        (annual, {}), (ebook, {}), (ebook, {"discount_code": "FIVEOFF"}), (tip, {"amount": 1500}),
+        (community, {}), (pro, {"trial_days": 14}), (team, {"seats": 3}), (pro, {}), (ebook, {}),
+    ]  # fmt: skip
+    for customer, (product, options) in zip(customers, sales, strict=False):
+        opened = checkout.checkout_create(
+            organization=organization, product_id=product.pk, customer_id=customer.pk, **options
+        )
+        checkout.checkout_confirm(checkout=opened, payment_method_id="pm_demo_card", processor=processor)
 
 
-@transaction.atomic
+SEEDERS: list[Callable[[Organization], None]] = [seed_customers, seed_catalog_and_sales]
+
+
 def demo_seed() -> DemoResult:
+    """Each step is its own transaction (payments refuse to run inside one); every step is idempotent."""
     operator = _user(DEMO_OPERATOR, superuser=True)
     for email, group in DEMO_STAFF.items():
         _user(email, group=group)

@@ -4,6 +4,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import AccessToken, Customer, Organization
+from billing.catalog.models import Discount, Price
+from billing.orders.models import Order
+from billing.subscriptions.models import Subscription
 from accounts.services import access_token_authenticate
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +36,7 @@ def test_create_organization_refuses_bad_input_and_writes_nothing():
     assert not Organization.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bootstrap_and_demo_seed_are_idempotent(capsys):
     call_command("bootstrap")
     call_command("bootstrap")
@@ -42,6 +46,17 @@ def test_bootstrap_and_demo_seed_are_idempotent(capsys):
     second = capsys.readouterr().out
     assert Organization.objects.count() == 2
     assert Customer.objects.count() == 40
+    acme = Organization.objects.get(slug="acme")
+    # every price type, paid orders and live subscriptions, created once
+    assert set(Price.objects.filter(organization=acme).values_list("type", flat=True)) == {
+        "fixed",
+        "custom",
+        "free",
+        "seat_based",
+    }
+    assert Order.objects.filter(organization=acme, status="paid").count() == 12
+    assert Subscription.objects.filter(organization=acme, status__in=["active", "trialing"]).count() == 8
+    assert Discount.objects.filter(organization=acme).count() == 3
     # every run prints a fresh working token; the previous demo token is revoked
     assert AccessToken.objects.filter(revoked_at__isnull=True).count() == 1
     secret = next(word for word in second.split() if word.startswith("recur_at_"))

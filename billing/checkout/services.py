@@ -25,7 +25,7 @@ from billing.orders.models import BillingReason, Order
 from billing.orders.services import Line, order_create
 from billing.payments import services as payments
 from billing.payments.models import Payment
-from billing.payments.processor import ProcessorError
+from billing.payments.processor import PaymentProcessor, ProcessorError
 from billing.subscriptions.services import subscription_create_for_checkout
 from billing.tax import EU_VAT_RATES, TaxQuery, get_tax_engine, tax_id_validate
 from core import clock
@@ -350,12 +350,18 @@ def _confirm_begin(*, checkout: Checkout, payment_method_id: str, changes: dict[
     return checkout
 
 
-def checkout_confirm(*, checkout: Checkout, payment_method_id: str = "", **changes: Any) -> Checkout:
+def checkout_confirm(
+    *,
+    checkout: Checkout,
+    payment_method_id: str = "",
+    processor: PaymentProcessor | None = None,
+    **changes: Any,
+) -> Checkout:
     """Confirm and pay. Processor calls happen outside any transaction; two confirmations of
     one checkout cannot both pass ``_confirm_begin`` (row lock + status), so one charge at most."""
     checkout = _confirm_begin(checkout=checkout, payment_method_id=payment_method_id, changes=changes)
     customer = checkout.customer
-    processor = payments.processor_for(checkout.organization)
+    processor = processor or payments.processor_for(checkout.organization)
     if payment_method_id:
         try:
             customer_ref = payments.customer_processor_sync(customer=customer, processor=processor)
