@@ -108,6 +108,12 @@ class Organization(BaseModel):
     proration_default = models.CharField(
         max_length=20, choices=ProrationBehavior.choices, default=ProrationBehavior.PRORATE
     )
+    dunning_final_action = models.CharField(
+        max_length=20,
+        choices=[("cancel", "Cancel the subscription"), ("unpaid", "Mark the subscription unpaid")],
+        default="cancel",
+        help_text="What happens when the last payment retry fails.",
+    )
     tax_behavior = models.CharField(
         max_length=20,
         choices=[("exclusive", "Prices exclude tax"), ("inclusive", "Prices include tax")],

@@ -70,6 +70,7 @@ ORGANIZATION_SETTINGS = (
     "proration_default",
     "payment_processor",
     "tax_behavior",
+    "dunning_final_action",
 )
 
 

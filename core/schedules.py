@@ -40,6 +40,18 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Expires open checkouts after 24 hours and reopens abandoned confirmations.",
     ),
     Schedule(
+        "recur: dispatch renewals",
+        "subscriptions.dispatch_renewals",
+        every=timedelta(minutes=1),
+        description="Claims subscriptions whose period ended and cycles them in chunks.",
+    ),
+    Schedule(
+        "recur: dunning",
+        "subscriptions.run_dunning",
+        crontab="5 * * * *",
+        description="Retries failed renewal payments whose next attempt is due.",
+    ),
+    Schedule(
         "recur: purge expired idempotency keys",
         "core.tasks.purge_idempotency_keys",
         crontab="17 * * * *",

@@ -125,3 +125,21 @@ def make_payment(org, customer):
         return payment
 
     return make
+
+
+@pytest.fixture
+def make_product(org):
+    from billing.catalog import services as catalog_services
+
+    def make(name="Pro plan", *, recurring=None, prices=None, **kwargs):
+        interval, count = (recurring or (None, 1)) if isinstance(recurring, tuple) else (recurring, 1)
+        return catalog_services.product_create(
+            organization=kwargs.pop("organization", org),
+            name=name,
+            recurring_interval=interval,
+            recurring_interval_count=count,
+            prices=prices or [{"currency": "usd", "type": "fixed", "amount": 2000}],
+            **kwargs,
+        )
+
+    return make

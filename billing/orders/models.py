@@ -59,10 +59,20 @@ class Order(BaseModel):
     period_end = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Dunning: when the next automatic payment attempt is due (None: none scheduled), how many
+    # automatic retries were used, and the deadline after which the subscription gives up.
+    next_payment_attempt_at = models.DateTimeField(null=True, blank=True)
+    dunning_attempts = models.PositiveSmallIntegerField(default=0)
+    dunning_deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            models.Index(
+                fields=["next_payment_attempt_at"],
+                condition=Q(status="pending", next_payment_attempt_at__isnull=False),
+                name="order_dunning_due_idx",
+            ),
             models.Index(fields=["organization", "-created_at"], name="order_org_created_idx"),
             models.Index(fields=["organization", "status"], name="order_org_status_idx"),
             models.Index(fields=["customer", "-created_at"], name="order_customer_idx"),

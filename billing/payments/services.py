@@ -52,6 +52,8 @@ class PaymentHooks:
 
 # Keyed by the reference's kind, e.g. "checkout" for references "checkout:<id>".
 PAYMENT_HOOKS: dict[str, PaymentHooks] = {}
+# Called with customer_id= when a customer's default payment method changes (e.g. dunning retries now).
+CUSTOMER_PAYMENT_METHOD_HOOKS: list[Callable[..., object]] = []
 
 
 def processor_for(organization: Organization) -> PaymentProcessor:
@@ -327,4 +329,6 @@ def customer_payment_method_saved(*, processor_customer_id: str, payment_method_
     if customer.default_payment_method_id != payment_method_id:
         customer.default_payment_method_id = payment_method_id
         customer.save(update_fields=["default_payment_method_id", "updated_at"])
+        for hook in CUSTOMER_PAYMENT_METHOD_HOOKS:
+            hook(customer_id=customer.pk)
     return customer

@@ -5,3 +5,12 @@ class SubscriptionsConfig(AppConfig):
     name = "billing.subscriptions"
     label = "subscriptions"
     verbose_name = "Subscriptions"
+
+    def ready(self) -> None:
+        from billing.payments.services import CUSTOMER_PAYMENT_METHOD_HOOKS, PAYMENT_HOOKS, PaymentHooks
+        from billing.subscriptions import dunning
+
+        PAYMENT_HOOKS["order"] = PaymentHooks(
+            on_succeeded=dunning.order_payment_succeeded, on_failed=dunning.order_payment_failed
+        )
+        CUSTOMER_PAYMENT_METHOD_HOOKS.append(dunning.customer_payment_method_updated)

@@ -15,7 +15,9 @@ class Subscription(BaseModel):
         UNPAID = "unpaid"
         PAUSED = "paused"
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="subscriptions")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="subscriptions"
+    )
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="subscriptions")
     product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="subscriptions")
     price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, related_name="subscriptions")
@@ -32,7 +34,9 @@ class Subscription(BaseModel):
     canceled_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     past_due_at = models.DateTimeField(null=True, blank=True)
-    discount = models.ForeignKey("catalog.Discount", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    discount = models.ForeignKey(
+        "catalog.Discount", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     discount_periods_remaining = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Billing periods the discount still applies to; empty means forever."
     )
@@ -40,10 +44,25 @@ class Subscription(BaseModel):
         "checkout.Checkout", null=True, blank=True, on_delete=models.PROTECT, related_name="subscription"
     )
     metadata = models.JSONField(default=dict, blank=True)
+    cancellation_reason = models.CharField(max_length=40, blank=True)
+    cancellation_comment = models.TextField(blank=True)
+    pause_at_period_end = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    # {"price_id": ..., "seats": ...}: a change to apply when the current period ends.
+    scheduled_change = models.JSONField(null=True, blank=True)
+    # Set while a renewal worker owns the subscription; stale claims are released by the sweeper.
+    renewal_claimed_at = models.DateTimeField(null=True, blank=True)
+    # When an ended subscription's benefits are to be revoked (the organization's grace period).
+    benefits_revoke_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            models.Index(
+                fields=["current_period_end"],
+                condition=models.Q(status__in=["trialing", "active", "past_due"]),
+                name="subscription_due_idx",
+            ),
             models.Index(fields=["organization", "-created_at"], name="subscription_org_created_idx"),
             models.Index(fields=["organization", "status"], name="subscription_org_status_idx"),
             models.Index(fields=["customer", "-created_at"], name="subscription_customer_idx"),
@@ -51,3 +70,41 @@ class Subscription(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.product} for {self.customer}"
+
+
+class BillingEntry(BaseModel):
+    """A pending line for a subscription's next order: the period's charge, prorations,
+    seat changes. ``order`` is set when an order consumes it."""
+
+    class Kind(models.TextChoices):
+        CYCLE = "cycle"
+        PRORATION_CREDIT = "proration_credit"
+        PRORATION_DEBIT = "proration_debit"
+        SEATS_INCREASE = "seats_increase"
+        SEATS_DECREASE = "seats_decrease"
+        METERED = "metered"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="billing_entries")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    label = models.CharField(max_length=300)
+    amount = models.BigIntegerField(help_text="Signed, in minor units: credits are negative.")
+    currency = models.CharField(max_length=3)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="billing_entries"
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(
+                fields=["subscription"],
+                condition=models.Q(order__isnull=True),
+                name="billingentry_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.amount}"

@@ -1,0 +1,226 @@
+"""Renewals: find subscriptions whose period ended, claim them in chunks, cycle each once.
+
+The claim is a conditional UPDATE of ``renewal_claimed_at`` over ``FOR UPDATE SKIP LOCKED``
+rows, so any number of workers share the work without coordination; a claim older than
+``CLAIM_TTL`` (a killed worker) is taken again. A chunk is cycled in one transaction with
+bulk writes; the unique (subscription, period_start, billing_reason) constraint on orders
+makes a second order for a period impossible even if every other guard failed. Payments
+are enqueued after commit and run outside any lock.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.db import connection, transaction
+
+from billing.catalog.models import Price
+from billing.catalog.pricing import price_subtotal
+from billing.orders.models import BillingReason, Order, OrderItem
+from billing.orders.services import invoice_number_assign
+from billing.subscriptions.billing import DraftOrder, draft_order
+from billing.subscriptions.models import BillingEntry, Subscription
+from billing.subscriptions.periods import period_end_after
+from core import clock
+
+logger = logging.getLogger("recur.renewals")
+
+CLAIM_TTL = timedelta(minutes=10)
+CHUNK = 500
+RENEWING = (Subscription.Status.TRIALING, Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
+
+
+def renewals_claim(*, now: datetime, limit: int = CHUNK) -> list[UUID]:
+    """Claim up to ``limit`` due subscriptions for this worker."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE subscriptions_subscription SET renewal_claimed_at = %s
+            WHERE id IN (
+                SELECT id FROM subscriptions_subscription
+                WHERE status = ANY(%s) AND current_period_end <= %s
+                  AND (renewal_claimed_at IS NULL OR renewal_claimed_at < %s)
+                ORDER BY current_period_end
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id
+            """,
+            [now, [str(s) for s in RENEWING], now, now - CLAIM_TTL, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@dataclass
+class CycleResult:
+    cycled: int = 0
+    ended: int = 0
+    paused: int = 0
+    orders: list[UUID] = field(default_factory=list)  # orders awaiting payment
+
+
+def _label(subscription: Subscription, start: datetime, end: datetime) -> str:
+    seats = f" ({subscription.seats} seats)" if subscription.seats else ""
+    return f"{subscription.product.name}{seats} · {start:%b %d, %Y} – {end:%b %d, %Y}"
+
+
+def _apply_scheduled_change(subscription: Subscription) -> None:
+    change = subscription.scheduled_change or {}
+    if "price_id" in change:
+        subscription.price = Price.objects.select_related("product").get(pk=change["price_id"])
+        subscription.product = subscription.price.product
+    if "seats" in change:
+        subscription.seats = change["seats"]
+    subscription.amount = price_subtotal(
+        price=subscription.price, seats=subscription.seats, custom_amount=None
+    ) or (subscription.amount if subscription.price.type == Price.Type.CUSTOM else 0)
+    subscription.scheduled_change = None
+
+
+def _cycle_one(
+    subscription: Subscription, pending: list[BillingEntry], now: datetime
+) -> tuple[str, DraftOrder | None]:
+    """Decide and apply one subscription's renewal in memory. Returns (outcome, draft order)."""
+    end = subscription.current_period_end
+    if subscription.cancel_at_period_end:
+        subscription.status = Subscription.Status.CANCELED
+        subscription.ended_at = end
+        subscription.canceled_at = subscription.canceled_at or now
+        subscription.benefits_revoke_at = end + timedelta(days=subscription.organization.benefit_grace_days)
+        return "ended", None
+    if subscription.pause_at_period_end:
+        subscription.status = Subscription.Status.PAUSED
+        subscription.paused_at = end
+        subscription.pause_at_period_end = False
+        return "paused", None
+    if subscription.scheduled_change:
+        _apply_scheduled_change(subscription)
+    reason = BillingReason.SUBSCRIPTION_CYCLE
+    if subscription.status == Subscription.Status.TRIALING:
+        reason = BillingReason.SUBSCRIPTION_CYCLE_AFTER_TRIAL
+        subscription.status = Subscription.Status.ACTIVE
+    product = subscription.product
+    start = end
+    new_end = period_end_after(
+        subscription.billing_anchor, product.recurring_interval, product.recurring_interval_count, start
+    )
+    subscription.current_period_start, subscription.current_period_end = start, new_end
+
+    apply_discount = subscription.discount is not None and subscription.discount_periods_remaining != 0
+    if subscription.discount is not None and subscription.discount_periods_remaining == 0:
+        subscription.discount = None  # its duration ran out
+        subscription.discount_periods_remaining = None
+    elif apply_discount and subscription.discount_periods_remaining is not None:
+        subscription.discount_periods_remaining -= 1
+
+    cycle = BillingEntry(
+        organization_id=subscription.organization_id,
+        subscription=subscription,
+        kind=BillingEntry.Kind.CYCLE,
+        label=_label(subscription, start, new_end),
+        amount=subscription.amount,
+        currency=subscription.currency,
+        period_start=start,
+        period_end=new_end,
+    )
+    draft = draft_order(
+        subscription=subscription,
+        entries=[cycle, *pending],
+        billing_reason=reason,
+        period_start=start,
+        period_end=new_end,
+        apply_discount=apply_discount,
+    )
+    return "cycled", draft
+
+
+SUBSCRIPTION_FIELDS = [
+    "status", "price", "product", "seats", "amount", "scheduled_change", "current_period_start",
+    "current_period_end", "ended_at", "canceled_at", "paused_at", "pause_at_period_end", "discount",
+    "discount_periods_remaining", "benefits_revoke_at", "renewal_claimed_at", "updated_at",
+]  # fmt: skip
+
+
+def _save(drafts: list[DraftOrder], subscriptions: list[Subscription], now: datetime) -> list[UUID]:
+    for draft in drafts:
+        if draft.order.total <= 0:  # nothing to collect: paid at once, numbered in this transaction
+            draft.order.status = Order.Status.PAID
+            draft.order.paid_at = now
+            draft.order.invoice_number = invoice_number_assign(organization=draft.order.organization)
+    Order.objects.bulk_create([d.order for d in drafts])
+    OrderItem.objects.bulk_create([item for d in drafts for item in d.items])
+    new_entries = [entry for d in drafts for entry in d.entries if entry._state.adding]
+    for d in drafts:
+        for entry in d.entries:
+            entry.order = d.order
+    BillingEntry.objects.bulk_create(new_entries + [d.carry for d in drafts if d.carry])
+    BillingEntry.objects.bulk_update(
+        [entry for d in drafts for entry in d.entries if entry not in new_entries], ["order"]
+    )
+    for subscription in subscriptions:
+        subscription.renewal_claimed_at = None
+        subscription.updated_at = now
+    Subscription.objects.bulk_update(subscriptions, SUBSCRIPTION_FIELDS)
+    return [d.order.pk for d in drafts if d.order.status == Order.Status.PENDING]
+
+
+def renewals_cycle(*, ids: list[UUID], now: datetime | None = None) -> CycleResult:
+    """Cycle these claimed subscriptions in one transaction; payments are enqueued after commit."""
+    now = now or clock.now()
+    result = CycleResult()
+    with transaction.atomic():
+        subscriptions = list(
+            Subscription.objects.select_for_update(of=("self",))
+            .filter(pk__in=ids, status__in=RENEWING, current_period_end__lte=now)
+            .select_related("product", "price", "customer", "organization", "discount")
+            .order_by("pk")
+        )
+        pending: dict[UUID, list[BillingEntry]] = defaultdict(list)
+        for entry in BillingEntry.objects.filter(
+            subscription_id__in=[s.pk for s in subscriptions], order__isnull=True
+        ):
+            pending[entry.subscription_id].append(entry)
+        drafts = []
+        for subscription in subscriptions:
+            outcome, draft = _cycle_one(subscription, pending.get(subscription.pk, []), now)
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            if draft is not None:
+                drafts.append(draft)
+        result.orders = _save(drafts, subscriptions, now)
+        # Claimed rows that were no longer due (cycled elsewhere) are released too.
+        Subscription.objects.filter(pk__in=ids, renewal_claimed_at__isnull=False).exclude(
+            pk__in=[s.pk for s in subscriptions]
+        ).update(renewal_claimed_at=None)
+        order_ids = list(result.orders)
+        transaction.on_commit(lambda: _enqueue_payments(order_ids))
+    return result
+
+
+def _enqueue_payments(order_ids: list[UUID]) -> None:
+    from billing.subscriptions.tasks import collect_order_payment
+
+    for order_id in order_ids:
+        collect_order_payment.delay(str(order_id))
+
+
+def renewals_run(*, now: datetime | None = None, limit: int | None = None, chunk: int = CHUNK) -> CycleResult:
+    """Claim and cycle due subscriptions chunk by chunk until none are left (or ``limit``)."""
+    now = now or clock.now()
+    total = CycleResult()
+    while limit is None or total.cycled + total.ended + total.paused < limit:
+        ids = renewals_claim(now=now, limit=chunk)
+        if not ids:
+            break
+        try:
+            result = renewals_cycle(ids=ids, now=now)
+        except Exception:
+            # Give the chunk back at once (a killed worker's claims expire after CLAIM_TTL instead).
+            Subscription.objects.filter(pk__in=ids).update(renewal_claimed_at=None)
+            raise
+        total.cycled += result.cycled
+        total.ended += result.ended
+        total.paused += result.paused
+        total.orders += result.orders
+    return total
