@@ -63,7 +63,7 @@ class CycleResult:
 
 def _label(subscription: Subscription, start: datetime, end: datetime) -> str:
     seats = f" ({subscription.seats} seats)" if subscription.seats else ""
-    return f"{subscription.product.name}{seats} · {start:%b %d, %Y} – {end:%b %d, %Y}"
+    return f"{subscription.product.name}{seats} · {start:%b %d, %Y} to {end:%b %d, %Y}"
 
 
 def _apply_scheduled_change(subscription: Subscription) -> None:
