@@ -5,10 +5,19 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
+from accounts.models import ProrationBehavior
 from billing.catalog.models import Discount
 from billing.checkout.models import Checkout
-from billing.subscriptions.models import Subscription
+from billing.orders.models import BillingReason, Order, OrderItem
+from billing.orders.services import invoice_number_assign
+from billing.payments.models import Payment
+from billing.subscriptions.billing import DraftOrder, draft_order
+from billing.subscriptions.changes import CHANGEABLE, ChangePlan, change_plan, check_changeable
+from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import boundary, months_per_period
+from core import clock
+from core.audit import audit_record, json_safe
+from core.errors import Conflict, InvalidInput
 
 
 def discount_periods_for(discount: Discount | None, interval: str, count: int) -> int | None:
@@ -55,3 +64,290 @@ def subscription_create_for_checkout(
         discount_periods_remaining=remaining,
         checkout=checkout,
     )
+
+
+# --- changes, cancellation, pause, trial -----------------------------------------------------
+
+CANCELLATION_REASONS = (
+    "too_expensive", "missing_features", "switched_service", "unused", "customer_service",
+    "too_complex", "low_quality", "other",
+)  # fmt: skip
+
+
+def _lock(subscription: Subscription) -> Subscription:
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("organization", "customer", "product", "price", "discount")
+        .get(pk=subscription.pk)
+    )
+
+
+def _audit(actor, action: str, subscription: Subscription, reason: str = "", **data) -> None:
+    if actor is not None and getattr(actor, "pk", None):
+        audit_record(
+            actor=actor,
+            action=action,
+            target=subscription,
+            organization=subscription.organization,
+            reason=reason,
+            data=json_safe(data),
+        )
+
+
+def subscription_change_preview(
+    *,
+    subscription: Subscription,
+    price_id=None,
+    seats: int | None = None,
+    proration_behavior: str | None = None,
+) -> ChangePlan:
+    """What ``subscription_change`` would do now, computed the same way; writes nothing."""
+    return change_plan(
+        subscription=subscription, at=clock.now(), price_id=price_id, seats=seats, behavior=proration_behavior
+    )
+
+
+def subscription_change(
+    *,
+    subscription: Subscription,
+    price_id=None,
+    seats: int | None = None,
+    proration_behavior: str | None = None,
+    actor=None,
+) -> tuple[Subscription, Order | None]:
+    """Change price and/or seats. ``invoice`` bills now (payment after commit)."""
+    with transaction.atomic():
+        subscription = _lock(subscription)
+        plan = change_plan(
+            subscription=subscription,
+            at=clock.now(),
+            price_id=price_id,
+            seats=seats,
+            behavior=proration_behavior,
+        )
+        order = None
+        if plan.behavior == ProrationBehavior.NEXT_PERIOD:
+            subscription.scheduled_change = {"price_id": str(plan.price.pk), "seats": plan.seats}
+        else:
+            subscription.price, subscription.product = plan.price, plan.price.product
+            subscription.seats, subscription.amount = plan.seats, plan.amount
+            subscription.scheduled_change = None
+            if plan.invoice is not None:
+                order = _save_invoice(plan.invoice)
+            else:
+                BillingEntry.objects.bulk_create(plan.entries)
+        subscription.save()
+        _audit(
+            actor,
+            "subscription.change",
+            subscription,
+            price_id=str(plan.price.pk),
+            seats=plan.seats,
+            proration_behavior=plan.behavior,
+        )
+    if order is not None and order.status == Order.Status.PENDING:
+        _collect_after_commit(order)
+    return subscription, order
+
+
+def _save_invoice(draft: DraftOrder) -> Order:
+    order = draft.order
+    if order.total <= 0:
+        order.status, order.paid_at = Order.Status.PAID, clock.now()
+        order.invoice_number = invoice_number_assign(organization=order.organization)
+    order.save()
+    OrderItem.objects.bulk_create(draft.items)
+    for entry in draft.entries:
+        entry.order = order
+    BillingEntry.objects.bulk_create([*draft.entries, *([draft.carry] if draft.carry else [])])
+    return order
+
+
+def _collect_after_commit(order: Order) -> None:
+    from billing.subscriptions.tasks import collect_order_payment
+
+    transaction.on_commit(lambda: collect_order_payment.delay(str(order.pk)))
+
+
+@transaction.atomic
+def subscription_cancel(
+    *, subscription: Subscription, reason: str = "", comment: str = "", actor=None
+) -> Subscription:
+    """Cancel at the end of the current period; the customer keeps what they paid for until then."""
+    subscription = _lock(subscription)
+    check_changeable(subscription)
+    if reason and reason not in CANCELLATION_REASONS:
+        raise InvalidInput(
+            f"Use one of {', '.join(CANCELLATION_REASONS)}.", field="reason", code="invalid_choice"
+        )
+    if subscription.cancel_at_period_end:
+        raise Conflict("The subscription is already set to cancel.", code="already_canceling")
+    subscription.cancel_at_period_end = True
+    subscription.canceled_at = clock.now()
+    subscription.cancellation_reason, subscription.cancellation_comment = reason, comment
+    subscription.save()
+    _audit(actor, "subscription.cancel", subscription, reason=comment, cancellation_reason=reason)
+    return subscription
+
+
+@transaction.atomic
+def subscription_uncancel(*, subscription: Subscription, actor=None) -> Subscription:
+    subscription = _lock(subscription)
+    if not subscription.cancel_at_period_end or subscription.status not in CHANGEABLE:
+        raise Conflict("The subscription is not set to cancel.", code="not_canceling")
+    subscription.cancel_at_period_end = False
+    subscription.canceled_at = None
+    subscription.cancellation_reason = subscription.cancellation_comment = ""
+    subscription.save()
+    _audit(actor, "subscription.uncancel", subscription)
+    return subscription
+
+
+@transaction.atomic
+def subscription_revoke(*, subscription: Subscription, reason: str = "", actor=None) -> Subscription:
+    """End now: benefits go at once, unpaid orders are voided and dunning stops."""
+    subscription = _lock(subscription)
+    if subscription.status in (Subscription.Status.CANCELED,):
+        raise Conflict("The subscription has already ended.", code="subscription_ended")
+    now = clock.now()
+    subscription.status = Subscription.Status.CANCELED
+    subscription.canceled_at = subscription.canceled_at or now
+    subscription.ended_at = now
+    subscription.cancel_at_period_end = False
+    subscription.benefits_revoke_at = now
+    subscription.cancellation_comment = reason or subscription.cancellation_comment
+    subscription.save()
+    Order.objects.filter(subscription=subscription, status=Order.Status.PENDING).update(
+        status=Order.Status.VOID, next_payment_attempt_at=None
+    )
+    _audit(actor, "subscription.revoke", subscription, reason=reason)
+    return subscription
+
+
+@transaction.atomic
+def subscription_pause(*, subscription: Subscription, actor=None) -> Subscription:
+    """Pause at the end of the period: no renewals until resumed."""
+    subscription = _lock(subscription)
+    check_changeable(subscription)
+    if subscription.pause_at_period_end:
+        raise Conflict("The subscription is already set to pause.", code="already_pausing")
+    subscription.pause_at_period_end = True
+    subscription.save()
+    _audit(actor, "subscription.pause", subscription)
+    return subscription
+
+
+def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subscription, Order | None]:
+    """Undo a scheduled pause, or restart a paused subscription with a new period from now."""
+    order = None
+    with transaction.atomic():
+        subscription = _lock(subscription)
+        if subscription.pause_at_period_end:
+            subscription.pause_at_period_end = False
+            subscription.save()
+        elif subscription.status == Subscription.Status.PAUSED:
+            now = clock.now()
+            product = subscription.product
+            subscription.status = Subscription.Status.ACTIVE
+            subscription.paused_at = None
+            subscription.billing_anchor = now
+            subscription.current_period_start = now
+            subscription.current_period_end = boundary(
+                now, product.recurring_interval, product.recurring_interval_count, 1
+            )
+            subscription.save()
+            entries = list(BillingEntry.objects.filter(subscription=subscription, order__isnull=True))
+            cycle = BillingEntry(
+                organization_id=subscription.organization_id,
+                subscription=subscription,
+                kind=BillingEntry.Kind.CYCLE,
+                label=f"{product.name} (resumed)",
+                amount=subscription.amount,
+                currency=subscription.currency,
+                period_start=now,
+                period_end=subscription.current_period_end,
+            )
+            draft = draft_order(
+                subscription=subscription,
+                entries=[cycle, *entries],
+                billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+                period_start=now,
+                period_end=subscription.current_period_end,
+                apply_discount=subscription.discount is not None
+                and subscription.discount_periods_remaining != 0,
+            )
+            new_entries = [e for e in draft.entries if e._state.adding]
+            order = _save_invoice(
+                DraftOrder(order=draft.order, items=draft.items, entries=new_entries, carry=draft.carry)
+            )
+            BillingEntry.objects.filter(pk__in=[e.pk for e in entries]).update(order=order)
+        else:
+            raise Conflict("The subscription is not paused.", code="not_paused")
+        _audit(actor, "subscription.resume", subscription)
+    if order is not None and order.status == Order.Status.PENDING:
+        _collect_after_commit(order)
+    return subscription, order
+
+
+@transaction.atomic
+def subscription_trial_extend(*, subscription: Subscription, trial_end: datetime, actor=None) -> Subscription:
+    subscription = _lock(subscription)
+    if subscription.status != Subscription.Status.TRIALING:
+        raise Conflict("Only a trialing subscription has a trial to extend.", code="not_trialing")
+    if trial_end <= subscription.trial_end:
+        raise InvalidInput(
+            "The new trial end must be after the current one.", field="trial_end", code="not_later"
+        )
+    subscription.trial_end = subscription.current_period_end = subscription.billing_anchor = trial_end
+    subscription.save()
+    _audit(actor, "subscription.trial_extend", subscription, trial_end=trial_end)
+    return subscription
+
+
+def subscription_trial_end_now(*, subscription: Subscription, actor=None) -> Subscription:
+    """End the trial now: the subscription converts (and is charged) at once."""
+    from billing.subscriptions.renewals import renewals_cycle
+
+    with transaction.atomic():
+        subscription = _lock(subscription)
+        if subscription.status != Subscription.Status.TRIALING:
+            raise Conflict("Only a trialing subscription has a trial to end.", code="not_trialing")
+        now = clock.now()
+        subscription.trial_end = subscription.current_period_end = subscription.billing_anchor = now
+        subscription.save()
+        _audit(actor, "subscription.trial_end", subscription)
+    renewals_cycle(ids=[subscription.pk], now=now)
+    subscription.refresh_from_db()
+    return subscription
+
+
+@transaction.atomic
+def subscription_period_end_correct(
+    *, subscription: Subscription, period_end: datetime, actor, reason: str
+) -> Subscription:
+    """Support's correction of the current period's end (audited); never into the past."""
+    if not reason.strip():
+        raise InvalidInput("Say why the period end is corrected.", field="reason", code="required")
+    subscription = _lock(subscription)
+    check_changeable(subscription)
+    if period_end <= clock.now() or period_end <= subscription.current_period_start:
+        raise InvalidInput("The period end must be in the future.", field="period_end", code="in_the_past")
+    before = subscription.current_period_end
+    subscription.current_period_end = period_end
+    subscription.save()
+    _audit(
+        actor, "subscription.period_end_correct", subscription, reason=reason, before=before, after=period_end
+    )
+    return subscription
+
+
+def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) -> Payment | None:
+    """Retry an unpaid order now, on the customer's or an operator's request; dunning attempts are kept."""
+    from billing.subscriptions.dunning import order_payment_collect
+
+    if order.status != Order.Status.PENDING or order.due <= 0:
+        raise Conflict("Only an unpaid order can be retried.", code="order_not_payable")
+    trigger = Payment.Trigger.CUSTOMER_RETRY if by_customer else Payment.Trigger.OPERATOR_RETRY
+    if actor is not None:
+        audit_record(actor=actor, action="order.retry_payment", target=order, organization=order.organization)
+    return order_payment_collect(order_id=order.pk, trigger=trigger)
