@@ -171,6 +171,13 @@ SPECTACULAR_SETTINGS = {
         "core.api.schema.add_error_responses",
     ],
     "PREPROCESSING_HOOKS": ["core.api.schema.strip_trailing_slashes"],
+    "ENUM_NAME_OVERRIDES": {
+        "CheckoutStatusEnum": "billing.checkout.models.Checkout.Status",
+        "OrderStatusEnum": "billing.orders.models.Order.Status",
+        "SubscriptionStatusEnum": "billing.subscriptions.models.Subscription.Status",
+        "PriceTypeEnum": "billing.catalog.models.Price.Type",
+        "DiscountTypeEnum": "billing.catalog.models.Discount.Type",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------

@@ -17,10 +17,28 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 # Apps whose records every operator may look at.
-VIEW_APPS: tuple[str, ...] = ("accounts", "core", "django_celery_beat", "payments")
+VIEW_APPS: tuple[str, ...] = (
+    "accounts",
+    "core",
+    "django_celery_beat",
+    "payments",
+    "catalog",
+    "checkout",
+    "orders",
+    "subscriptions",
+)
 
 # Apps an admin may do everything in.
-ADMIN_APPS: tuple[str, ...] = ("accounts", "core", "django_celery_beat", "payments")
+ADMIN_APPS: tuple[str, ...] = (
+    "accounts",
+    "core",
+    "django_celery_beat",
+    "payments",
+    "catalog",
+    "checkout",
+    "orders",
+    "subscriptions",
+)
 
 
 def _view_all() -> tuple[str, ...]:
@@ -32,12 +50,20 @@ ROLES: dict[str, tuple[str, ...]] = {
         *_view_all(),
         "accounts.change_customer",
         "payments.replay_externalevent",
+        # goodwill codes: create a discount for a customer, archive one that leaked
+        "catalog.add_discount",
+        "catalog.change_discount",
     ),
     "finance": (
         *_view_all(),
         "accounts.change_organization",  # billing settings: fees, payout hold, dunning
         "payments.replay_externalevent",
         "payments.ignore_externalevent",
+        # the catalog: products, prices and discounts (deleting stays with admins)
+        "catalog.add_product",
+        "catalog.change_product",
+        "catalog.add_discount",
+        "catalog.change_discount",
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }

@@ -49,9 +49,10 @@ def test_dashboard_renders_cards_and_app_list(backoffice, org, make_token):
         "Payouts due",
     ):
         assert title in html
-    assert "arrives with subscriptions" in html
+    assert "arrives with payouts" in html
     cards = {card.key: card for card in response.context["cards"]}
-    assert cards["mrr"].placeholder and cards["mrr"].value == "—"
+    assert cards["payouts_due"].placeholder and cards["payouts_due"].value == "—"
+    assert not cards["mrr"].placeholder and cards["mrr"].value == "0"
     assert cards["organizations"].value == "1"
     assert cards["access_tokens"].value == "1"  # the revoked one does not count
     assert cards["customers"].value == "0"
