@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
-from django.db import transaction
 
 from accounts import services as account_services
 from accounts.models import AccessToken, Customer, Organization, User

@@ -92,7 +92,9 @@ def seed_purchases(organization) -> None:
         organization=organization, product_id=plan.pk, customer_email="victim@example.com"
     )
     checkout_services.checkout_confirm(checkout=paid)
-    checkout_services.checkout_create(organization=organization, product_id=plan.pk, customer_email="b@example.com")
+    checkout_services.checkout_create(
+        organization=organization, product_id=plan.pk, customer_email="b@example.com"
+    )
 
 
 SEEDERS.append(seed_purchases)

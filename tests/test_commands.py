@@ -4,10 +4,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import AccessToken, Customer, Organization
+from accounts.services import access_token_authenticate
 from billing.catalog.models import Discount, Price
 from billing.orders.models import Order
 from billing.subscriptions.models import Subscription
-from accounts.services import access_token_authenticate
 
 pytestmark = pytest.mark.django_db
 

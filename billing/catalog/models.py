@@ -15,10 +15,14 @@ class RecurringInterval(models.TextChoices):
 class Product(BaseModel):
     """Something a merchant sells: one-time, or recurring every N days, weeks, months or years."""
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="products")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="products"
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    recurring_interval = models.CharField(max_length=10, choices=RecurringInterval.choices, null=True, blank=True)
+    recurring_interval = models.CharField(
+        max_length=10, choices=RecurringInterval.choices, null=True, blank=True
+    )
     recurring_interval_count = models.PositiveSmallIntegerField(default=1)
     is_archived = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
@@ -73,9 +77,13 @@ class Price(BaseModel):
         ordering = ["currency", "-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["product", "currency"], condition=Q(is_archived=False), name="price_one_active_per_currency"
+                fields=["product", "currency"],
+                condition=Q(is_archived=False),
+                name="price_one_active_per_currency",
             ),
-            models.CheckConstraint(condition=~Q(type="fixed") | Q(amount__gt=0), name="price_fixed_has_amount"),
+            models.CheckConstraint(
+                condition=~Q(type="fixed") | Q(amount__gt=0), name="price_fixed_has_amount"
+            ),
             models.CheckConstraint(
                 condition=~Q(type="custom") | Q(minimum_amount__gte=0), name="price_custom_has_minimum"
             ),
@@ -99,7 +107,9 @@ class Discount(BaseModel):
         REPEATING = "repeating"
         FOREVER = "forever"
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="discounts")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="discounts"
+    )
     name = models.CharField(max_length=200)
     code = models.CharField(max_length=64, null=True, blank=True)
     type = models.CharField(max_length=20, choices=Type.choices)
@@ -120,14 +130,18 @@ class Discount(BaseModel):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                Lower("code"), "organization", condition=Q(code__isnull=False), name="discount_code_unique_per_org"
+                Lower("code"),
+                "organization",
+                condition=Q(code__isnull=False),
+                name="discount_code_unique_per_org",
             ),
             models.CheckConstraint(
                 condition=~Q(type="percentage") | (Q(basis_points__gte=1) & Q(basis_points__lte=10_000)),
                 name="discount_percentage_range",
             ),
             models.CheckConstraint(
-                condition=~Q(duration="repeating") | Q(duration_in_months__gte=1), name="discount_repeating_months"
+                condition=~Q(duration="repeating") | Q(duration_in_months__gte=1),
+                name="discount_repeating_months",
             ),
         ]
 
@@ -154,5 +168,3 @@ class DiscountRedemption(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.discount} by {self.customer_email}"
-
-

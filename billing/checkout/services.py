@@ -172,6 +172,7 @@ def _set_discount(checkout: Checkout, code: str) -> None:
         currency=checkout.currency,
         customer_email=checkout.customer_email,
         at=clock.now(),
+        checkout=checkout if checkout.pk else None,  # its own reservation does not count against it
     )
 
 

@@ -53,8 +53,12 @@ class Order(BaseModel):
     subscription = models.ForeignKey(
         "subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
     )
-    product = models.ForeignKey("catalog.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    discount = models.ForeignKey("catalog.Discount", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(
+        "catalog.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    discount = models.ForeignKey(
+        "catalog.Discount", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -91,11 +95,13 @@ class Order(BaseModel):
             ),
             models.CheckConstraint(condition=Q(net=F("subtotal") - F("discount_amount")), name="order_net"),
             models.CheckConstraint(
-                condition=Q(tax_inclusive=True, total=F("net")) | Q(tax_inclusive=False, total=F("net") + F("tax")),
+                condition=Q(tax_inclusive=True, total=F("net"))
+                | Q(tax_inclusive=False, total=F("net") + F("tax")),
                 name="order_total",
             ),
             models.CheckConstraint(
-                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("total")), name="order_refunded_range"
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("total")),
+                name="order_refunded_range",
             ),
         ]
 
@@ -113,7 +119,9 @@ class OrderItem(BaseModel):
     amount = models.BigIntegerField(help_text="Line total in minor units; negative for credits.")
     quantity = models.PositiveIntegerField(default=1)
     proration = models.BooleanField(default=False)
-    price = models.ForeignKey("catalog.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    price = models.ForeignKey(
+        "catalog.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
 
