@@ -58,8 +58,15 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Benchmarks run against their own database so they never touch dev data.
+BENCH_DB ?= recur_bench
+BENCH_N ?= 100000
+BENCH_WORKERS ?= 2
 bench: install services
-	@echo "No benchmarks yet: they arrive with the renewal engine and the ledger."
+	@psql -h localhost -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$(BENCH_DB)'" | grep -q 1 \
+	  || createdb -h localhost -U postgres $(BENCH_DB)
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_renewals --n $(BENCH_N) --workers $(BENCH_WORKERS)
 
 lock: install
 	$(VENV)/bin/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11

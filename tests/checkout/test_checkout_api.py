@@ -157,3 +157,35 @@ def test_confirming_an_expired_checkout_is_refused(api, ebook):
     assert response.status_code == 409
     assert response.json()["code"] == "checkout_expired"
     assert not Payment.objects.exists()
+
+
+def test_confirming_a_paid_checkout_again_is_refused(api, make_product):
+    free = make_product("Free", prices=[{"currency": "usd", "type": "free"}])
+    secret = create(api, product_id=str(free.pk), customer_email="a@example.com").json()["client_secret"]
+    assert (
+        api.post(f"/v1/checkouts/client/{secret}/confirm", {}, format="json").json()["status"] == "succeeded"
+    )
+    again = api.post(f"/v1/checkouts/client/{secret}/confirm", {}, format="json")
+    assert (again.status_code, again.json()["code"]) == (409, "checkout_succeeded")
+    assert Order.objects.count() == 1
+
+
+def test_an_exhausted_discount_code_is_a_field_error(api, org, make_product):
+    product = make_product()
+    catalog.discount_create(
+        organization=org, name="Gone", code="GONE", type="percentage", basis_points=1000, max_redemptions=1
+    )
+    first = create(
+        api, product_id=str(product.pk), discount_code="GONE", customer_email="a@example.com"
+    ).json()
+    from billing.catalog.models import DiscountRedemption
+
+    DiscountRedemption.objects.create(
+        organization=org,
+        discount_id=first["discount_id"],
+        customer_email="someone@example.com",
+        status="redeemed",
+    )
+    response = create(api, product_id=str(product.pk), discount_code="GONE")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "discount_code"
