@@ -43,6 +43,7 @@ run: migrate
 
 # The test database is rebuilt when a migration changed, else reused.
 test: install services
+	@scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@mkdir -p .run

@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from billing.checkout import views as checkout_views
 from billing.payments.webhooks import StripeWebhookView
 from config import api
 from core.api.errors import json_not_found, json_server_error
@@ -12,7 +11,7 @@ urlpatterns = [
     path("backoffice/", admin.site.urls),
     path("v1/", include(api.urlpatterns)),
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
-    path("checkout/<str:client_secret>/", checkout_views.checkout_page, name="checkout-page"),
+    path("checkout/", include("billing.checkout.urls")),
 ]
 
 

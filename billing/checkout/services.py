@@ -483,8 +483,8 @@ def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout
 
 
 def _checkout_of(payment: Payment) -> Checkout | None:
-    _, _, checkout_id = payment.reference.partition(":")
-    return Checkout.objects.filter(pk=checkout_id).first()
+    checkout_id = payments.reference_id(payment, "checkout")
+    return Checkout.objects.filter(pk=checkout_id).first() if checkout_id else None
 
 
 def checkout_payment_succeeded(payment: Payment) -> None:

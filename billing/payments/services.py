@@ -94,6 +94,12 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+def reference_id(payment: Payment, kind: str) -> str | None:
+    """The id in a payment's reference ("order:<uuid>"), if it is of this kind and well-formed."""
+    prefix, _, value = payment.reference.partition(":")
+    return value if prefix == kind and _is_uuid(value) else None
+
+
 def _settle_hooks(payment: Payment) -> PaymentHooks | None:
     return PAYMENT_HOOKS.get(payment.reference.split(":", 1)[0])
 

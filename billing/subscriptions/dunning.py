@@ -77,7 +77,9 @@ def order_payment_collect(*, order_id: UUID, trigger: str = Payment.Trigger.CYCL
 
 
 def _order_of(payment: Payment) -> Order | None:
-    _, _, order_id = payment.reference.partition(":")
+    order_id = payments.reference_id(payment, "order")
+    if order_id is None:
+        return None
     return (
         Order.objects.select_for_update(of=("self",))
         .select_related("subscription", "organization")
