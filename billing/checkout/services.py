@@ -102,6 +102,19 @@ def checkout_amounts(checkout: Checkout) -> Amounts:
     )
 
 
+def renewal_total(checkout: Checkout) -> int:
+    """What each later period will cost: the total without a discount that does not last
+    (``once`` or ``repeating``), since the customer is told the amount they agree to."""
+    discount = checkout.discount
+    if discount is None or discount.duration == "forever":
+        return checkout.total
+    checkout.discount = None
+    try:
+        return checkout_amounts(checkout).total
+    finally:
+        checkout.discount = discount
+
+
 def amount_due_now(checkout: Checkout) -> int:
     """A trial collects a payment method but charges nothing today."""
     return 0 if checkout.trial_days else checkout.total

@@ -195,7 +195,8 @@ def build_summary(checkout: Checkout) -> Summary:
         pay_label = "Start trial"
         fine_print = (
             f"You won't be charged today. After your trial ends on {trial_ends_on:%B} {trial_ends_on.day}, "
-            f"{trial_ends_on.year}, you'll be charged {money(checkout.total)} {interval} until you cancel."
+            f"{trial_ends_on.year}, you'll be charged {money(services.renewal_total(checkout))} {interval} "
+            "until you cancel."
             if checkout.total
             else ""
         )
@@ -207,9 +208,14 @@ def build_summary(checkout: Checkout) -> Summary:
         headline = money(checkout.total)
         if product.is_recurring:
             pay_label = "Subscribe"
+            later = services.renewal_total(checkout)
+            if later != checkout.total:
+                headline = f"{money(checkout.total)} today"
+                charge = f"{money(checkout.total)} today, then {money(later)} {interval}"
+            else:
+                charge = f"{money(checkout.total)} {interval}"
             fine_print = (
-                f"By subscribing, you allow {merchant} to charge your card {money(checkout.total)} "
-                f"{interval} until you cancel."
+                f"By subscribing, you allow {merchant} to charge your card {charge} until you cancel."
             )
         else:
             pay_label = f"Pay {money(due)}"

@@ -111,6 +111,18 @@ def test_subscription_with_trial_says_every_month_and_start_trial(client, org, m
 
 
 @pytest.mark.django_db
+def test_a_first_payment_discount_says_what_later_periods_cost(client, org, monthly):
+    from billing.catalog import services as catalog
+
+    catalog.discount_create(
+        organization=org, name="Launch", code="LAUNCH20", type="percentage", basis_points=2000
+    )
+    checkout = open_checkout(org, monthly, discount_code="LAUNCH20")
+    html = text(client.get(page_url(checkout)))
+    assert "charge your card $16.00 today, then $20.00 every month until you cancel" in html
+
+
+@pytest.mark.django_db
 def test_unknown_client_secret_is_a_404_page(client):
     response = client.get("/checkout/cs_secret_nope/")
     assert response.status_code == 404
