@@ -177,6 +177,7 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "billing.subscriptions.models.Subscription.Status",
         "PriceTypeEnum": "billing.catalog.models.Price.Type",
         "DiscountTypeEnum": "billing.catalog.models.Discount.Type",
+        "ProrationBehaviorEnum": "accounts.models.ProrationBehavior",
     },
 }
 

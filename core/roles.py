@@ -53,6 +53,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         # goodwill codes: create a discount for a customer, archive one that leaked
         "catalog.add_discount",
         "catalog.change_discount",
+        # subscriptions: cancel / uncancel, pause / resume, extend a trial, correct a period end
+        "subscriptions.change_subscription",
+        "orders.change_order",  # retry an unpaid order's payment
     ),
     "finance": (
         *_view_all(),
@@ -64,6 +67,12 @@ ROLES: dict[str, tuple[str, ...]] = {
         "catalog.change_product",
         "catalog.add_discount",
         "catalog.change_discount",
+        # subscriptions: what support may do, plus revoking now (delete_subscription) and what
+        # bills the customer at once: plan and seat changes, ending a trial (add_billingentry)
+        "subscriptions.change_subscription",
+        "subscriptions.delete_subscription",
+        "subscriptions.add_billingentry",
+        "orders.change_order",  # retry an unpaid order's payment
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }

@@ -29,6 +29,7 @@ from billing.payments.admin import PAYMENT_TONES
 from billing.payments.models import Payment
 from core import clock
 from core.admin import ReadOnlyAdmin
+from core.backoffice.actions import ModalAction, ModalActionsMixin
 from core.backoffice.dashboard import Metric, dashboard
 from core.backoffice.display import badge, pretty_json, when
 from core.backoffice.search import IdSearchMixin
@@ -202,9 +203,59 @@ def revenue_card(request) -> Metric:
 # --- orders --------------------------------------------------------------------------------
 
 
+class RetryPayment(ModalAction):
+    """Charge an unpaid order now (``order_payment_retry``, which writes the audit entry)."""
+
+    name = "retry_payment"
+    label = "Retry payment"
+    title = "Retry the payment now"
+    description = (
+        "Charges the amount due now with the customer's default payment method. Automatic dunning "
+        "attempts are not used up."
+    )
+    permission = "orders.change_order"
+    submit_label = "Charge now"
+
+    def is_available(self, request, obj: Order) -> bool:
+        return obj.status == Order.Status.PENDING and obj.due > 0
+
+    def get_facts(self, request, obj: Order):
+        last = order_payments(obj).order_by("-created_at", "-attempt").first()
+        last_text = "none"
+        if last is not None:
+            last_text = f"{last.status} ({format_amount(last.amount, last.currency)})"
+            if last.decline_code:
+                last_text += f": {last.decline_message or last.decline_code}"
+        return [
+            ("Customer", obj.customer.email),
+            ("Amount due", format_amount(obj.due, obj.currency)),
+            ("Payment method", obj.customer.default_payment_method_id or "none on file"),
+            ("Last attempt", last_text),
+            ("Next automatic attempt", when(obj.next_payment_attempt_at)),
+        ]
+
+    def perform(self, request, obj: Order, form):
+        from billing.subscriptions.services import order_payment_retry
+
+        return order_payment_retry(order=obj, actor=request.user)
+
+    def get_success_message(self, request, obj: Order, result: Payment | None) -> str:
+        if result is None:
+            return "Nothing to charge: the order is no longer unpaid."
+        result.refresh_from_db()
+        amount = format_amount(result.amount, result.currency)
+        if result.status == Payment.Status.SUCCEEDED:
+            return f"Payment of {amount} succeeded."
+        if result.status == Payment.Status.FAILED:
+            why = (result.decline_message or result.decline_code or "declined").rstrip(".")
+            return f"Payment of {amount} failed: {why}."
+        return f"Payment of {amount} is {result.status.replace('_', ' ')}."
+
+
 @admin.register(Order)
-class OrderAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
+class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
     change_form_template = BILLING_CSS
+    modal_actions = [RetryPayment]
     list_display = (
         "created",
         "invoice",

@@ -4,11 +4,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from billing.orders.invoice_pdf import render_invoice_pdf
 from billing.orders.models import Order, OrderItem
+from billing.orders.selectors import order_payments
+from billing.payments.models import Payment
 from core.api.fields import AddressSerializer
-from core.api.viewsets import OrganizationScopedViewSet
+from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
 
 
 class OrderItemSerializer(serializers.ModelSerializer):
@@ -39,6 +42,34 @@ class OrderSerializer(serializers.ModelSerializer):
             "checkout_id", "subscription_id", "product_id", "discount_id",
             "period_start", "period_end", "paid_at", "items", "metadata", "created_at",
         ]  # fmt: skip
+        read_only_fields = fields
+
+
+class OrderPaymentSerializer(serializers.ModelSerializer):
+    """One payment attempt for an order."""
+
+    status = serializers.CharField(
+        help_text="pending, processing, requires_action, succeeded, failed or canceled."
+    )
+    trigger = serializers.CharField(
+        help_text="What started the attempt: purchase, cycle, dunning_retry, customer_retry, "
+        "operator_retry ..."
+    )
+
+    class Meta:
+        model = Payment
+        fields = ["id", "attempt", "trigger", "status", "amount", "currency", "decline_code",
+                  "decline_message", "created_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class OrderWithPaymentSerializer(OrderSerializer):
+    latest_payment = OrderPaymentSerializer(
+        read_only=True, allow_null=True, help_text="The newest payment attempt for the order."
+    )
+
+    class Meta(OrderSerializer.Meta):
+        fields = [*OrderSerializer.Meta.fields, "latest_payment"]
         read_only_fields = fields
 
 
@@ -84,3 +115,22 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
         response = HttpResponse(render_invoice_pdf(order), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+    @extend_schema(
+        operation_id="orders_retry_payment",
+        request=None,
+        responses=OrderWithPaymentSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        description="Charge an unpaid (pending) order now, with the customer's default payment method. "
+        "Automatic dunning retries are not used up. `latest_payment` tells how the attempt went; "
+        "409 `order_not_payable` when the order is not pending.",
+    )
+    @action(detail=True, methods=["post"])
+    def retry_payment(self, request, pk=None):
+        from billing.subscriptions.services import order_payment_retry
+
+        order = self.get_object()
+        order_payment_retry(order=order, by_customer=False)
+        order = self.get_queryset().get(pk=order.pk)  # as the payment left it
+        order.latest_payment = order_payments(order).order_by("-created_at", "-attempt").first()
+        return Response(OrderWithPaymentSerializer(order).data)

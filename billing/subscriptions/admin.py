@@ -1,9 +1,13 @@
-"""Backoffice: subscriptions (read-only: the subscription services write them), with the
-timeline of their orders and payments, and the MRR and active-subscription cards."""
+"""Backoffice: subscriptions (written by the subscription services only), with the timeline
+of their orders and payments, the operator actions (change plan or seats with a preview,
+cancel, uncancel, revoke, pause, resume, trials, period-end correction), and the MRR and
+active-subscription cards."""
 
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q, Sum
 from django.template.loader import render_to_string
@@ -11,7 +15,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from billing.catalog.models import Product
+from accounts.models import ProrationBehavior
+from billing.catalog.models import Price, Product
+from billing.catalog.services import MAX_SEATS
 from billing.money import format_amount, round_half_up
 from billing.orders.admin import (
     BILLING_CSS,
@@ -23,12 +29,16 @@ from billing.orders.admin import (
     payments_for,
     when_field,
 )
+from billing.orders.models import Order
+from billing.subscriptions import services
+from billing.subscriptions.changes import CHANGEABLE, ChangePlan
 from billing.subscriptions.models import Subscription
 from core.admin import ReadOnlyAdmin
+from core.backoffice.actions import ModalAction, ModalActionsMixin
 from core.backoffice.dashboard import Metric, dashboard
 from core.backoffice.display import badge, pretty_json, when
 from core.backoffice.search import parse_uuid
-from core.backoffice.timeline import admin_change_url, order_label, per_interval
+from core.backoffice.timeline import admin_change_url, order_label, per_interval, tax_rate_label
 
 SUBSCRIPTION_TONES = {
     "active": "good",
@@ -106,6 +116,446 @@ def active_subscriptions_card(request) -> Metric:
     return Metric(f"{total:,}", hint=hint, url=url)
 
 
+# --- operator actions ------------------------------------------------------------------------
+#
+# Each calls one service with actor=request.user; the service checks the rules and writes the
+# audit entry. ``is_available`` only decides which buttons the page shows.
+#
+# Permissions (core.roles): subscriptions.change_subscription (support, finance, admin) for
+# cancel, uncancel, pause, resume, extend trial and period-end correction;
+# subscriptions.add_billingentry (finance, admin) for what bills the customer at once: plan and
+# seat changes and ending a trial; subscriptions.delete_subscription (finance, admin) to revoke.
+
+CHANGE = "subscriptions.change_subscription"
+BILL = "subscriptions.add_billingentry"
+REVOKE = "subscriptions.delete_subscription"
+
+
+def _is_live(sub: Subscription) -> bool:
+    return sub.status in CHANGEABLE
+
+
+def _amount_per_period(sub: Subscription) -> str:
+    product = sub.product
+    return per_interval(
+        sub.amount, sub.currency, product.recurring_interval, product.recurring_interval_count
+    )
+
+
+def _basic_facts(sub: Subscription) -> list[tuple[str, object]]:
+    return [
+        ("Status", sub.get_status_display()),
+        ("Customer", sub.customer.email),
+        ("Amount", _amount_per_period(sub)),
+        (
+            "Current period",
+            format_html("{} → {}", when(sub.current_period_start), when(sub.current_period_end)),
+        ),
+    ]
+
+
+def price_label(price: Price) -> str:
+    product = price.product
+    interval, count = product.recurring_interval, product.recurring_interval_count
+    if price.type == Price.Type.FIXED:
+        terms = per_interval(price.amount, price.currency, interval, count)
+    elif price.type == Price.Type.FREE:
+        terms = "free"
+    elif price.type == Price.Type.CUSTOM:
+        terms = "pay what you want (keeps the current amount)"
+    else:
+        bounds = (
+            f"{price.minimum_seats} to {price.maximum_seats}"
+            if price.maximum_seats
+            else f"{price.minimum_seats}+"
+        )
+        terms = f"per seat, {bounds} seats"
+    return f"{product.name} · {terms}"
+
+
+def changeable_prices(sub: Subscription):
+    """The organization's active prices a subscription may move to: same currency, same interval."""
+    product = sub.product
+    return (
+        Price.objects.filter(
+            organization_id=sub.organization_id,
+            currency=sub.currency,
+            product__recurring_interval=product.recurring_interval,
+            product__recurring_interval_count=product.recurring_interval_count,
+        )
+        .filter(Q(is_archived=False, product__is_archived=False) | Q(pk=sub.price_id))
+        .select_related("product")
+        .order_by("product__name", "created_at")
+    )
+
+
+class PriceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, price: Price) -> str:
+        return price_label(price)
+
+
+class ChangePlanForm(forms.Form):
+    price_id = PriceChoiceField(
+        queryset=Price.objects.none(),
+        empty_label=None,
+        label="Price",
+        help_text="Active prices of this organization in the same currency and billing interval.",
+    )
+    seats = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_SEATS,
+        required=False,
+        help_text="For per-seat prices; ignored for the others. Empty keeps the current number.",
+    )
+    proration_behavior = forms.ChoiceField(
+        choices=ProrationBehavior.choices,
+        label="Proration",
+        help_text="The organization's default is preselected.",
+    )
+
+    def __init__(self, *args, subscription: Subscription, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["price_id"].queryset = changeable_prices(subscription)
+
+    def clean(self):
+        cleaned = super().clean()
+        price = cleaned.get("price_id")
+        if price is not None and price.type != Price.Type.SEAT_BASED:
+            cleaned["seats"] = None
+        return cleaned
+
+    def change_arguments(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "price_id": data["price_id"].pk,
+            "seats": data["seats"],
+            "proration_behavior": data["proration_behavior"],
+        }
+
+
+def change_preview_context(plan: ChangePlan) -> dict:
+    """What the change modal shows: every line and amount, formatted, plus the raw totals."""
+    sub, currency = plan.subscription, plan.subscription.currency
+    product = plan.price.product
+    invoice = plan.invoice
+    carry = invoice.carry.amount if invoice is not None and invoice.carry is not None else 0
+    due_now = invoice.order.total if invoice is not None else 0
+    next_order = plan.next_order_adjustment + carry
+    invoice_rows = []
+    if invoice is not None:
+        order = invoice.order
+        invoice_rows = [
+            ("Subtotal", format_amount(order.subtotal, currency)),
+            ("Tax", f"{format_amount(order.tax, currency)} ({tax_rate_label(order.tax_rate_bps)}"
+             f"{', included' if order.tax_inclusive else ''}{', reverse charge' if order.reverse_charge else ''})"),
+        ]  # fmt: skip
+    return {
+        "behavior": plan.behavior,
+        "behavior_label": ProrationBehavior(plan.behavior).label,
+        "computed_at": plan.at,
+        "effective_at": plan.effective_at,
+        "immediate": plan.behavior != ProrationBehavior.NEXT_PERIOD,
+        "price": price_label(plan.price),
+        "seats": plan.seats,
+        "amount": per_interval(
+            plan.amount, currency, product.recurring_interval, product.recurring_interval_count
+        ),
+        "current_amount": _amount_per_period(sub),
+        "lines": [
+            {
+                "label": entry.label,
+                "kind": entry.get_kind_display(),
+                "period_start": entry.period_start,
+                "period_end": entry.period_end,
+                "amount": format_amount(entry.amount, currency),
+            }
+            for entry in plan.entries
+        ],
+        "invoice_rows": invoice_rows,
+        "amount_due_now": due_now,
+        "amount_due_now_display": format_amount(due_now, currency),
+        "next_order_adjustment": next_order,
+        "next_order_adjustment_display": format_amount(next_order, currency),
+    }
+
+
+class ChangePlanOrSeats(ModalAction):
+    name = "change_plan"
+    label = "Change plan or seats"
+    description = (
+        "Moves the subscription to another price or number of seats. Preview shows exactly what "
+        "will be billed; it is computed again, to the second, when you confirm."
+    )
+    permission = BILL
+    form_class = ChangePlanForm
+    submit_label = "Change"
+    preview_template = "backoffice/subscription_change_preview.html"
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return _is_live(obj)
+
+    def get_form_kwargs(self, request, obj: Subscription):
+        return {"subscription": obj}
+
+    def get_initial(self, request, obj: Subscription):
+        return {
+            "price_id": obj.price_id,
+            "seats": obj.seats,
+            "proration_behavior": obj.organization.proration_default,
+        }
+
+    def get_facts(self, request, obj: Subscription):
+        return [*_basic_facts(obj), ("Price", price_label(obj.price)), ("Seats", obj.seats or "—")]
+
+    def preview(self, request, obj: Subscription, form: ChangePlanForm):
+        plan = services.subscription_change_preview(subscription=obj, **form.change_arguments())
+        return change_preview_context(plan)
+
+    def perform(self, request, obj: Subscription, form: ChangePlanForm):
+        return services.subscription_change(subscription=obj, actor=request.user, **form.change_arguments())
+
+    def get_success_message(self, request, obj, result) -> str:
+        subscription, order = result
+        if subscription.scheduled_change:
+            return "The change is scheduled for the end of the current period."
+        if order is None:
+            return "Plan changed."
+        order.refresh_from_db()
+        return (
+            f"Plan changed: order {order_label(order)} of {format_amount(order.total, order.currency)} "
+            f"is {order.get_status_display().lower()}."
+        )
+
+
+CANCEL_REASON_CHOICES = [
+    ("", "—"),
+    *((r, r.replace("_", " ").capitalize()) for r in services.CANCELLATION_REASONS),
+]
+
+
+class CancelForm(forms.Form):
+    reason = forms.ChoiceField(choices=CANCEL_REASON_CHOICES)
+    comment = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The customer's words, or a note; recorded in the audit log.",
+    )
+
+
+class CancelAtPeriodEnd(ModalAction):
+    name = "cancel"
+    label = "Cancel at period end"
+    description = "The subscription ends when the current period ends; the customer keeps access until then."
+    permission = CHANGE
+    form_class = CancelForm
+    submit_label = "Cancel at period end"
+    success_message = "The subscription will end at the end of the current period."
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return _is_live(obj) and not obj.cancel_at_period_end
+
+    def get_facts(self, request, obj):
+        return _basic_facts(obj)
+
+    def perform(self, request, obj, form):
+        return services.subscription_cancel(subscription=obj, actor=request.user, **form.cleaned_data)
+
+
+class Uncancel(ModalAction):
+    name = "uncancel"
+    label = "Uncancel"
+    title = "Keep the subscription"
+    description = "Removes the cancellation: the subscription renews at the end of the period."
+    permission = CHANGE
+    submit_label = "Keep renewing"
+    success_message = "The cancellation is removed."
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return _is_live(obj) and obj.cancel_at_period_end
+
+    def get_facts(self, request, obj: Subscription):
+        reason = obj.cancellation_reason.replace("_", " ") or "—"
+        return [*_basic_facts(obj), ("Cancellation reason", reason)]
+
+    def perform(self, request, obj, form):
+        return services.subscription_uncancel(subscription=obj, actor=request.user)
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=5000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the audit log."
+    )
+
+
+class RevokeNow(ModalAction):
+    name = "revoke"
+    label = "Revoke now"
+    title = "End the subscription now"
+    description = (
+        "Ends the subscription at once: benefits are revoked now, unpaid orders are voided and dunning "
+        "stops. Nothing is refunded."
+    )
+    permission = REVOKE
+    form_class = RevokeForm
+    submit_label = "Revoke now"
+    danger = True
+    success_message = "The subscription has ended."
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return obj.status != Subscription.Status.CANCELED
+
+    def get_facts(self, request, obj: Subscription):
+        unpaid = obj.orders.filter(status=Order.Status.PENDING).count()
+        return [*_basic_facts(obj), ("Unpaid orders voided", unpaid)]
+
+    def perform(self, request, obj, form):
+        return services.subscription_revoke(subscription=obj, actor=request.user, **form.cleaned_data)
+
+
+class PauseAtPeriodEnd(ModalAction):
+    name = "pause"
+    label = "Pause at period end"
+    description = "No renewal when the current period ends, until the subscription is resumed."
+    permission = CHANGE
+    submit_label = "Pause at period end"
+    success_message = "The subscription will pause at the end of the current period."
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return _is_live(obj) and not obj.pause_at_period_end
+
+    def get_facts(self, request, obj):
+        return _basic_facts(obj)
+
+    def perform(self, request, obj, form):
+        return services.subscription_pause(subscription=obj, actor=request.user)
+
+
+class Resume(ModalAction):
+    name = "resume"
+    label = "Resume"
+    description = (
+        "Removes a scheduled pause, or restarts a paused subscription: a new period starts now "
+        "and is billed at once."
+    )
+    permission = CHANGE
+    submit_label = "Resume"
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return obj.pause_at_period_end or obj.status == Subscription.Status.PAUSED
+
+    def get_facts(self, request, obj: Subscription):
+        facts = _basic_facts(obj)
+        if obj.status == Subscription.Status.PAUSED:
+            facts.append(
+                ("Billed now", f"{_amount_per_period(obj)}, before discount and tax, for a new period")
+            )
+        else:
+            facts.append(("Scheduled pause", "will be removed; the subscription renews as usual"))
+        return facts
+
+    def perform(self, request, obj, form):
+        return services.subscription_resume(subscription=obj, actor=request.user)
+
+    def get_success_message(self, request, obj, result) -> str:
+        _, order = result
+        if order is None:
+            return "The scheduled pause is removed."
+        order.refresh_from_db()
+        return (
+            f"Resumed: order {order_label(order)} of {format_amount(order.total, order.currency)} "
+            f"is {order.get_status_display().lower()}."
+        )
+
+
+class TrialExtendForm(forms.Form):
+    trial_end = forms.DateField(
+        label="New trial end",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The day (UTC) the trial ends, at the same time of day as now; the first charge moves with it.",
+    )
+
+
+class ExtendTrial(ModalAction):
+    name = "extend_trial"
+    label = "Extend trial"
+    permission = CHANGE
+    form_class = TrialExtendForm
+    submit_label = "Extend trial"
+    success_message = "The trial is extended."
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return obj.status == Subscription.Status.TRIALING
+
+    def get_initial(self, request, obj: Subscription):
+        return {"trial_end": (obj.trial_end.astimezone(UTC) + timedelta(days=7)).date()}
+
+    def get_facts(self, request, obj: Subscription):
+        return [*_basic_facts(obj), ("Trial ends", when(obj.trial_end))]
+
+    def perform(self, request, obj: Subscription, form):
+        current = obj.trial_end.astimezone(UTC)
+        trial_end = datetime.combine(form.cleaned_data["trial_end"], current.time(), tzinfo=UTC)
+        return services.subscription_trial_extend(subscription=obj, trial_end=trial_end, actor=request.user)
+
+
+class EndTrialNow(ModalAction):
+    name = "end_trial"
+    label = "End trial now"
+    description = "The trial ends now: the first paid period starts and is charged at once."
+    permission = BILL
+    submit_label = "End trial and charge"
+    success_message = "The trial has ended."
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return obj.status == Subscription.Status.TRIALING
+
+    def get_facts(self, request, obj: Subscription):
+        return [
+            *_basic_facts(obj),
+            ("Trial ends", when(obj.trial_end)),
+            ("Charged now", f"{_amount_per_period(obj)}, before discount and tax"),
+        ]
+
+    def perform(self, request, obj, form):
+        return services.subscription_trial_end_now(subscription=obj, actor=request.user)
+
+
+class PeriodEndForm(forms.Form):
+    period_end = forms.DateTimeField(
+        label="New period end",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"),
+        help_text="UTC. Only in the future; the next renewal happens then.",
+    )
+    reason = forms.CharField(
+        max_length=5000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the audit log."
+    )
+
+
+class CorrectPeriodEnd(ModalAction):
+    name = "correct_period_end"
+    label = "Correct period end"
+    description = "Moves the end of the current period (and so the next renewal). Audited with your reason."
+    permission = CHANGE
+    form_class = PeriodEndForm
+    submit_label = "Correct period end"
+    success_message = "The period end is corrected."
+
+    def is_available(self, request, obj: Subscription) -> bool:
+        return _is_live(obj)
+
+    def get_initial(self, request, obj: Subscription):
+        return {"period_end": obj.current_period_end}
+
+    def get_facts(self, request, obj):
+        return _basic_facts(obj)
+
+    def perform(self, request, obj, form):
+        return services.subscription_period_end_correct(
+            subscription=obj, actor=request.user, **form.cleaned_data
+        )
+
+
 class RecurringProductFilter(admin.SimpleListFilter):
     """Recurring products, bounded: the list of every product of every merchant would not
     fit a sidebar. A product page can link here with ?product=<id> for any product."""
@@ -133,8 +583,19 @@ class RecurringProductFilter(admin.SimpleListFilter):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
+class SubscriptionAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
     change_form_template = BILLING_CSS
+    modal_actions = [
+        ChangePlanOrSeats,
+        CancelAtPeriodEnd,
+        Uncancel,
+        PauseAtPeriodEnd,
+        Resume,
+        ExtendTrial,
+        EndTrialNow,
+        CorrectPeriodEnd,
+        RevokeNow,
+    ]
     list_display = (
         "created",
         "status_badge",
