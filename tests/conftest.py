@@ -6,6 +6,9 @@ from accounts import services as account_services
 from accounts.models import User
 from core.api.scopes import ALL_SCOPES
 
+# Fixtures shared by the subscription tests of several folders (manual_org, plans).
+pytest_plugins = ["tests.subscriptions.scenario"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(settings):

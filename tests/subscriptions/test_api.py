@@ -1,24 +1,21 @@
 """/v1/subscriptions actions (change with preview, cancel, revoke, pause, trials) and
 /v1/orders/{id}/retry_payment, over the manual processor."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
 from rest_framework.test import APIClient
 
 from accounts.models import Customer, Organization
-from billing.checkout import services as checkout_services
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.subscriptions import renewals
 from billing.subscriptions.models import BillingEntry, Subscription
 from core.models import IdempotencyRecord
+from tests.subscriptions.scenario import MIDDLE, START, price_of, subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)  # payments refuse to run inside a transaction
-
-START = datetime.fromisoformat("2027-04-01T00:00:00+00:00")  # April: 30 days
-MIDDLE = START + timedelta(days=10)  # 20 of 30 days left: r = 2/3
 
 
 @pytest.fixture(autouse=True)
@@ -26,44 +23,6 @@ def _at_middle():
     """Every test runs 10 days into the subscriptions' first period (they are created at START)."""
     with time_machine.travel(MIDDLE, tick=False):
         yield
-
-
-@pytest.fixture
-def manual_org(org):
-    Organization.objects.filter(pk=org.pk).update(payment_processor="manual")
-    org.refresh_from_db()
-    return org
-
-
-@pytest.fixture
-def plans(manual_org, make_product):
-    def product(name, amount=None, currency="usd", recurring="month", **price):
-        price = price or {"type": "fixed", "amount": amount}
-        return make_product(name, recurring=recurring, prices=[{"currency": currency, **price}])
-
-    return {
-        "basic": product("Basic", 3000),
-        "pro": product("Pro", 9000),
-        "team": product(
-            "Team", type="seat_based", seat_tier_mode="volume", minimum_seats=1, maximum_seats=50,
-            seat_tiers=[{"up_to": None, "unit_amount": 1000}],
-        ),
-        "yearly": product("Yearly", 20000, recurring="year"),
-        "euro": product("Euro", 2000, currency="eur"),
-    }  # fmt: skip
-
-
-def price_of(product):
-    return product.prices.get(is_archived=False)
-
-
-def subscribe(org, product, **options) -> Subscription:
-    with time_machine.travel(START, tick=False):
-        checkout = checkout_services.checkout_create(
-            organization=org, product_id=product.pk, customer_email="sub@example.com", **options
-        )
-        checkout_services.checkout_confirm(checkout=checkout, payment_method_id="pm_manual")
-    return Subscription.objects.get(checkout=checkout)
 
 
 @pytest.fixture

@@ -1,63 +1,18 @@
 """Changes with proration, cancellation, pause and trials, billed through the manual processor."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
 
-from accounts.models import Organization
-from billing.checkout import services as checkout_services
 from billing.orders.models import Order
 from billing.subscriptions import dunning, renewals, services
-from billing.subscriptions.models import BillingEntry, Subscription
+from billing.subscriptions.models import BillingEntry
 from core.errors import Conflict, InvalidInput
 from core.models import AuditEntry
+from tests.subscriptions.scenario import START, price_of, subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-START = datetime.fromisoformat("2027-04-01T00:00:00+00:00")  # April has 30 days: 2,592,000 s
-
-
-@pytest.fixture
-def manual_org(org):
-    Organization.objects.filter(pk=org.pk).update(payment_processor="manual")
-    org.refresh_from_db()
-    return org
-
-
-@pytest.fixture
-def plans(manual_org, make_product):
-    basic = make_product(
-        "Basic", recurring="month", prices=[{"currency": "usd", "type": "fixed", "amount": 3000}]
-    )
-    pro = make_product(
-        "Pro", recurring="month", prices=[{"currency": "usd", "type": "fixed", "amount": 9000}]
-    )
-    seats = make_product(
-        "Team",
-        recurring="month",
-        prices=[{"currency": "usd", "type": "seat_based", "seat_tier_mode": "volume", "minimum_seats": 1,
-                 "maximum_seats": 50, "seat_tiers": [{"up_to": None, "unit_amount": 1000}]}],
-    )  # fmt: skip
-    yearly = make_product("Yearly", recurring="year")
-    euro = make_product(
-        "Euro", recurring="month", prices=[{"currency": "eur", "type": "fixed", "amount": 2000}]
-    )
-    return {"basic": basic, "pro": pro, "seats": seats, "yearly": yearly, "euro": euro}
-
-
-def subscribe(org, product, **options) -> Subscription:
-    with time_machine.travel(START, tick=False):
-        checkout = checkout_services.checkout_create(
-            organization=org, product_id=product.pk, customer_email="sub@example.com", **options
-        )
-        checkout_services.checkout_confirm(checkout=checkout, payment_method_id="pm_manual")
-    return Subscription.objects.get(checkout=checkout)
-
-
-def price(product):
-    return product.prices.get(is_archived=False)
-
 
 @pytest.mark.parametrize("behavior", ["invoice", "prorate", "next_period", "none"])
 def test_upgrade_mid_period_under_each_behavior(manual_org, plans, behavior):
@@ -65,10 +20,10 @@ def test_upgrade_mid_period_under_each_behavior(manual_org, plans, behavior):
     middle = START + timedelta(days=10)  # 20 of 30 days left: r = 2/3
     with time_machine.travel(middle, tick=False):
         preview = services.subscription_change_preview(
-            subscription=subscription, price_id=price(plans["pro"]).pk, proration_behavior=behavior
+            subscription=subscription, price_id=price_of(plans["pro"]).pk, proration_behavior=behavior
         )
         subscription, order = services.subscription_change(
-            subscription=subscription, price_id=price(plans["pro"]).pk, proration_behavior=behavior
+            subscription=subscription, price_id=price_of(plans["pro"]).pk, proration_behavior=behavior
         )
     expected_entries = {"invoice": [-2000, 6000], "prorate": [-2000, 6000]}.get(behavior, [])
     assert [e.amount for e in preview.entries] == expected_entries
@@ -103,7 +58,7 @@ def test_downgrade_at_period_end_keeps_the_current_plan_until_renewal(manual_org
     subscription = subscribe(manual_org, plans["pro"])
     with time_machine.travel(START + timedelta(days=3), tick=False):
         services.subscription_change(
-            subscription=subscription, price_id=price(plans["basic"]).pk, proration_behavior="next_period"
+            subscription=subscription, price_id=price_of(plans["basic"]).pk, proration_behavior="next_period"
         )
     subscription.refresh_from_db()
     assert subscription.product.name == "Pro" and subscription.scheduled_change
@@ -115,7 +70,7 @@ def test_downgrade_at_period_end_keeps_the_current_plan_until_renewal(manual_org
 
 
 def test_seat_change_prorates_to_the_second(manual_org, plans):
-    subscription = subscribe(manual_org, plans["seats"], seats=3)
+    subscription = subscribe(manual_org, plans["team"], seats=3)
     assert subscription.amount == 3000
     with time_machine.travel(START + timedelta(days=15, seconds=1), tick=False):
         preview = services.subscription_change_preview(
@@ -142,10 +97,10 @@ def test_seat_change_prorates_to_the_second(manual_org, plans):
     ],
 )
 def test_bad_changes_are_refused_and_change_nothing(manual_org, plans, change, field):
-    subscription = subscribe(manual_org, plans["seats"], seats=3)
+    subscription = subscribe(manual_org, plans["team"], seats=3)
     kwargs = {"seats": change.get("seats"), "proration_behavior": change.get("proration_behavior")}
     if "price" in change:
-        kwargs["price_id"] = price(plans[change["price"]]).pk
+        kwargs["price_id"] = price_of(plans[change["price"]]).pk
     with pytest.raises(InvalidInput) as refused:
         services.subscription_change(subscription=subscription, **kwargs)
     assert refused.value.field == field
@@ -170,7 +125,7 @@ def test_cancel_uncancel_and_end_at_period_end(manual_org, plans, operator):
     assert (subscription.status, subscription.ended_at) == ("canceled", subscription.current_period_end)
     assert Order.objects.count() == 1
     with pytest.raises(Conflict):
-        services.subscription_change(subscription=subscription, seats=None, price_id=price(plans["pro"]).pk)
+        services.subscription_change(subscription=subscription, seats=None, price_id=price_of(plans["pro"]).pk)
     assert AuditEntry.objects.filter(action__startswith="subscription.").count() == 2
 
 
