@@ -14,6 +14,7 @@ from tests.subscriptions.scenario import START, price_of, subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
 @pytest.mark.parametrize("behavior", ["invoice", "prorate", "next_period", "none"])
 def test_upgrade_mid_period_under_each_behavior(manual_org, plans, behavior):
     subscription = subscribe(manual_org, plans["basic"])
@@ -125,7 +126,9 @@ def test_cancel_uncancel_and_end_at_period_end(manual_org, plans, operator):
     assert (subscription.status, subscription.ended_at) == ("canceled", subscription.current_period_end)
     assert Order.objects.count() == 1
     with pytest.raises(Conflict):
-        services.subscription_change(subscription=subscription, seats=None, price_id=price_of(plans["pro"]).pk)
+        services.subscription_change(
+            subscription=subscription, seats=None, price_id=price_of(plans["pro"]).pk
+        )
     assert AuditEntry.objects.filter(action__startswith="subscription.").count() == 2
 
 
