@@ -63,11 +63,13 @@ format: install
 BENCH_DB ?= recur_bench
 BENCH_N ?= 100000
 BENCH_WORKERS ?= 2
+BENCH_LEDGER_ENTRIES ?= 1000000
 bench: install services
 	@psql -h localhost -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$(BENCH_DB)'" | grep -q 1 \
 	  || createdb -h localhost -U postgres $(BENCH_DB)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py migrate --noinput -v0
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_renewals --n $(BENCH_N) --workers $(BENCH_WORKERS)
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_ledger_balance --entries $(BENCH_LEDGER_ENTRIES)
 
 lock: install
 	$(VENV)/bin/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11

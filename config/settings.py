@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "billing.checkout",
     "billing.orders",
     "billing.subscriptions",
+    "billing.ledger",
 ]
 
 MIDDLEWARE = [

@@ -57,4 +57,10 @@ SCHEDULES: tuple[Schedule, ...] = (
         crontab="17 * * * *",
         description="Deletes Idempotency-Key records older than 24 hours.",
     ),
+    Schedule(
+        "recur: reconcile ledger",
+        "ledger.reconcile",
+        crontab="40 3 * * *",
+        description="Checks the ledger balances and every paid order is posted; stores the result.",
+    ),
 )

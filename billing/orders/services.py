@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import transaction
 
 from accounts.models import Customer, Organization
+from billing.ledger.services import ledger_post_order_paid
 from billing.money import percentage_of
 from billing.orders.models import Order, OrderItem
 from core import clock
@@ -99,4 +100,6 @@ def order_create(
         )
         for line in lines
     )
+    if paid:
+        ledger_post_order_paid(order=order)
     return order

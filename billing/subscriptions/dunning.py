@@ -13,6 +13,7 @@ from uuid import UUID
 
 from django.db import transaction
 
+from billing.ledger.services import ledger_post_order_paid
 from billing.orders.models import Order
 from billing.orders.services import invoice_number_assign
 from billing.payments import services as payments
@@ -98,6 +99,7 @@ def order_payment_succeeded(payment: Payment) -> None:
     order.invoice_number = order.invoice_number or invoice_number_assign(organization=order.organization)
     order.next_payment_attempt_at = None
     order.save()
+    ledger_post_order_paid(order=order)
     subscription = order.subscription
     if subscription is not None:
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)

@@ -1,0 +1,151 @@
+"""The double-entry ledger (DESIGN.md section 4).
+
+Every movement of money is a ``LedgerTransaction`` whose ``LedgerEntry`` rows sum to zero
+per currency. The database enforces it (migration 0001): entries are never updated or
+deleted, transactions are never deleted, and a deferred constraint trigger checks every
+transaction's sum at commit. A mistake is corrected by a reversing transaction. Balances
+are sums of entries; a positive amount is a debit, a negative amount a credit.
+"""
+
+import uuid
+
+from django.db import models
+
+from core import clock
+
+
+class LedgerAccount(models.Model):
+    class Kind(models.TextChoices):
+        PROCESSOR_CASH = "processor_cash"
+        TAX_PAYABLE = "tax_payable"
+        PLATFORM_REVENUE = "platform_revenue"
+        PROCESSOR_FEES = "processor_fees"
+        MERCHANT_BALANCE = "merchant_balance"
+        MERCHANT_PAYOUTS_IN_TRANSIT = "merchant_payouts_in_transit"
+        CUSTOMER_WALLET = "customer_wallet"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    # None: a platform account (processor cash, platform revenue, ...).
+    organization = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    customer = models.ForeignKey(
+        "accounts.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["kind", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "organization", "customer", "currency"],
+                nulls_distinct=False,
+                name="ledger_account_unique",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="customer_wallet") | models.Q(customer__isnull=False),
+                name="ledger_account_wallet_has_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.customer_id or self.organization_id or "platform"
+        return f"{self.kind} {self.currency} ({owner})"
+
+
+class LedgerTransaction(models.Model):
+    class Type(models.TextChoices):
+        PAYMENT = "payment"
+        PROCESSOR_FEE = "processor_fee"
+        PLATFORM_FEE = "platform_fee"
+        REFUND = "refund"
+        REFUND_REVERSAL = "refund_reversal"
+        DISPUTE = "dispute"
+        DISPUTE_REVERSAL = "dispute_reversal"
+        DISPUTE_FEE = "dispute_fee"
+        PAYOUT = "payout"
+        PAYOUT_REVERSAL = "payout_reversal"
+        BALANCE_ADJUSTMENT = "balance_adjustment"
+        WALLET_CREDIT = "wallet_credit"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=clock.now, editable=False, db_index=True)
+    type = models.CharField(max_length=30, choices=Type.choices)
+    organization = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
+    )
+    payment = models.ForeignKey(
+        "payments.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="ledger_tx_org_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.idempotency_key}"
+
+
+class LedgerEntry(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    # Indexed by ledger_entry_balance_idx (account first), so no separate FK index.
+    account = models.ForeignKey(
+        LedgerAccount, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
+    amount = models.BigIntegerField(help_text="Signed minor units: positive debits, negative credits.")
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            # Balances: an index-only scan summing one account's amounts, optionally up to a time.
+            models.Index(
+                fields=["account", "created_at"], include=["amount"], name="ledger_entry_balance_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} on {self.account_id}"
+
+
+class ReconciliationRun(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    started_at = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    discrepancies = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"reconciliation {self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'FAILED'}"
+
+
+class LedgerBalance(models.Model):
+    """The running balance of one organization- or customer-owned account, kept by the
+    database: an AFTER INSERT trigger on entries adds each amount, so reading a merchant's
+    balance is one row, not a sum over every entry. Only the triggers write it (direct
+    updates and deletes are refused). Platform accounts, which every payment touches,
+    have no row (a hot row would serialize all payments); their balance is summed.
+    Reconciliation checks every row against the sum of its entries."""
+
+    account = models.OneToOneField(
+        LedgerAccount, primary_key=True, on_delete=models.PROTECT, related_name="running_balance"
+    )
+    balance = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.balance}"
