@@ -52,6 +52,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Retries failed renewal payments whose next attempt is due.",
     ),
     Schedule(
+        "recur: revoke benefits after grace",
+        "subscriptions.revoke_benefits",
+        crontab="25 * * * *",
+        description="Fires the benefit revocation hooks of subscriptions whose grace period ended.",
+    ),
+    Schedule(
         "recur: purge expired idempotency keys",
         "core.tasks.purge_idempotency_keys",
         crontab="17 * * * *",

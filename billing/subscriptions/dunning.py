@@ -197,3 +197,32 @@ def customer_payment_method_updated(*, customer_id) -> int:
 
         transaction.on_commit(run_dunning.delay)
     return retried
+
+
+# --- benefits after the grace period ---------------------------------------------------------
+
+# Called with subscription= inside a transaction when an ended subscription's grace period is
+# over (the benefits feature registers its revocation here). Hooks must be idempotent.
+BENEFIT_REVOCATION_HOOKS: list = []
+
+
+def benefits_revoke_due(*, limit: int = 500) -> int:
+    """Fire the revocation hooks for subscriptions whose grace period ended, once each."""
+    now = clock.now()
+    done = 0
+    due = Subscription.objects.filter(benefits_revoke_at__lte=now).values_list("pk", flat=True)[:limit]
+    for subscription_id in list(due):
+        with transaction.atomic():
+            subscription = (
+                Subscription.objects.select_for_update(skip_locked=True)
+                .filter(pk=subscription_id, benefits_revoke_at__lte=now)
+                .first()
+            )
+            if subscription is None:
+                continue
+            for hook in BENEFIT_REVOCATION_HOOKS:
+                hook(subscription=subscription)
+            subscription.benefits_revoke_at = None
+            subscription.save(update_fields=["benefits_revoke_at", "updated_at"])
+            done += 1
+    return done

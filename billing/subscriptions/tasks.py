@@ -30,3 +30,8 @@ def collect_order_payment(order_id: str, trigger: str = Payment.Trigger.CYCLE) -
 @shared_task(name="subscriptions.run_dunning", ignore_result=True)
 def run_dunning() -> int:
     return dunning.dunning_run()
+
+
+@shared_task(name="subscriptions.revoke_benefits", ignore_result=True)
+def revoke_benefits() -> int:
+    return dunning.benefits_revoke_due()

@@ -166,3 +166,23 @@ def test_a_new_default_card_retries_at_once(org, make_product, stripe_client):
     subscription.refresh_from_db()
     assert subscription.status == "active"
     assert Order.objects.get(billing_reason="subscription_cycle").status == "paid"
+
+
+def test_benefit_hooks_fire_once_after_the_grace_period(org, make_product, stripe_client, monkeypatch):
+    fired = []
+    monkeypatch.setattr(
+        dunning, "BENEFIT_REVOCATION_HOOKS", [lambda subscription: fired.append(subscription.pk)]
+    )
+    product = make_product("Monthly", recurring="month")
+    subscription = subscribe(org, product, card(stripe_client, GOOD), at("2027-08-01T09:00:00+00:00"))
+    from billing.subscriptions import services as subscription_services
+
+    subscription_services.subscription_cancel(subscription=subscription, reason="unused")
+    end = subscription.current_period_end
+    run_jobs(end + timedelta(minutes=1))  # ends the subscription; grace starts
+    with time_machine.travel(end + timedelta(days=org.benefit_grace_days) - timedelta(minutes=1), tick=False):
+        assert dunning.benefits_revoke_due() == 0  # still within the grace period
+    with time_machine.travel(end + timedelta(days=org.benefit_grace_days, minutes=1), tick=False):
+        assert dunning.benefits_revoke_due() == 1
+        assert dunning.benefits_revoke_due() == 0  # once
+    assert fired == [subscription.pk]
