@@ -1007,3 +1007,22 @@ def discount_redeem(*, checkout, customer: Customer) -> DiscountRedemption | Non
         redemption.customer = customer
         redemption.save()
     return redemption
+
+
+@transaction.atomic
+def discount_redeem_for_subscription(
+    *, discount: Discount, customer: Customer, product: Product, currency: str
+):
+    """Redeem a discount applied to an existing subscription (no checkout): the same checks
+    as at checkout, under the discount's row lock so limits hold under concurrency."""
+    discount = Discount.objects.select_for_update().get(pk=discount.pk)
+    _check_discount_usable(
+        discount, product=product, currency=currency, customer_email=customer.email, at=clock.now()
+    )
+    return DiscountRedemption.objects.create(
+        organization_id=discount.organization_id,
+        discount=discount,
+        customer=customer,
+        customer_email=customer.email,
+        status=DiscountRedemption.Status.REDEEMED,
+    )

@@ -123,6 +123,15 @@ class SubscriptionCancelSerializer(serializers.Serializer):
     )
 
 
+class SubscriptionDiscountSerializer(serializers.Serializer):
+    discount_code = serializers.CharField(
+        max_length=64,
+        allow_blank=True,
+        allow_null=True,
+        help_text="A code to apply; empty or null removes the discount.",
+    )
+
+
 class SubscriptionRevokeSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=5000, required=False, allow_blank=True, help_text="Why it ends now (kept on record)."
@@ -309,6 +318,20 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         subscription = self.get_object()
         body = self._body(SubscriptionCancelSerializer)
         return self._answer(services.subscription_cancel(subscription=subscription, **body))
+
+    @extend_schema(
+        operation_id="subscriptions_discount",
+        request=SubscriptionDiscountSerializer,
+        responses=SubscriptionSerializer,
+        description="Apply a discount code, or remove the discount with an empty code. The change applies "
+        "from the next order on; the period already billed is not re-priced.",
+        **WRITE,
+    )
+    @action(detail=True, methods=["post"])
+    def discount(self, request, pk=None):
+        subscription = self.get_object()
+        body = self._body(SubscriptionDiscountSerializer)
+        return self._answer(services.subscription_discount_change(subscription=subscription, **body))
 
     @extend_schema(
         operation_id="subscriptions_uncancel",

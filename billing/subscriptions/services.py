@@ -351,3 +351,54 @@ def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) 
     if actor is not None:
         audit_record(actor=actor, action="order.retry_payment", target=order, organization=order.organization)
     return order_payment_collect(order_id=order.pk, trigger=trigger)
+
+
+def subscription_discount_change(
+    *, subscription: Subscription, discount_code: str | None, actor=None
+) -> Subscription:
+    """Apply a discount code to a subscription, or remove its discount (empty code). As in
+    Stripe Billing, a discount change applies from the next order on: the period already
+    billed is not re-priced. A ``once`` discount then covers the next order."""
+    from billing.catalog import services as catalog
+
+    with transaction.atomic():
+        subscription = _lock(subscription)
+        check_changeable(subscription)
+        if not discount_code:
+            if subscription.discount_id is None:
+                raise InvalidInput(
+                    "The subscription has no discount to remove.", field="discount_code", code="no_change"
+                )
+            subscription.discount = None
+            subscription.discount_periods_remaining = None
+        else:
+            discount = (
+                Discount.objects.filter(
+                    organization_id=subscription.organization_id, code__iexact=discount_code
+                )
+                .order_by("-created_at")
+                .first()
+            )
+            if discount is None:
+                raise InvalidInput(
+                    "No discount with this code.", field="discount_code", code="discount_not_found"
+                )
+            if discount.pk == subscription.discount_id:
+                raise InvalidInput(
+                    "The subscription already has this discount.", field="discount_code", code="no_change"
+                )
+            catalog.discount_redeem_for_subscription(
+                discount=discount,
+                customer=subscription.customer,
+                product=subscription.product,
+                currency=subscription.currency,
+            )
+            product = subscription.product
+            remaining = discount_periods_for(
+                discount, product.recurring_interval, product.recurring_interval_count
+            )
+            subscription.discount = discount
+            subscription.discount_periods_remaining = None if remaining is None else remaining + 1
+        subscription.save()
+        _audit(actor, "subscription.discount_change", subscription, discount_code=discount_code or "")
+    return subscription

@@ -184,3 +184,42 @@ def test_period_end_correction_never_into_the_past(manual_org, plans, operator):
             reason="goodwill",
         )
     assert AuditEntry.objects.get(action="subscription.period_end_correct").reason == "goodwill"
+
+
+def test_discount_change_applies_from_the_next_order(manual_org, plans, api):
+    from billing.catalog import services as catalog
+
+    subscription = subscribe(manual_org, plans["basic"])
+    catalog.discount_create(
+        organization=manual_org, name="Half", code="HALF", type="percentage", basis_points=5000
+    )
+    catalog.discount_create(
+        organization=manual_org, name="Gone", code="GONE", type="percentage", basis_points=1000,
+        ends_at=START + timedelta(days=1),
+    )  # fmt: skip
+    with time_machine.travel(START + timedelta(days=5), tick=False):
+        expired = api.post(
+            f"/v1/subscriptions/{subscription.pk}/discount", {"discount_code": "GONE"}, format="json"
+        )
+        unknown = api.post(
+            f"/v1/subscriptions/{subscription.pk}/discount", {"discount_code": "NOPE"}, format="json"
+        )
+        applied = api.post(
+            f"/v1/subscriptions/{subscription.pk}/discount", {"discount_code": "half"}, format="json"
+        )
+    assert (expired.status_code, expired.json()["errors"][0]["code"]) == (400, "discount_expired")
+    assert (unknown.status_code, unknown.json()["errors"][0]["field"]) == (400, "discount_code")
+    assert applied.status_code == 200, applied.json()
+    assert not BillingEntry.objects.exists()  # the billed period is not re-priced
+
+    with time_machine.travel(subscription.current_period_end, tick=False):
+        renewals.renewals_run()
+    order = Order.objects.get(billing_reason="subscription_cycle")
+    assert (order.subtotal, order.discount_amount, order.total) == (3000, 1500, 1500)
+
+    subscription.refresh_from_db()
+    services.subscription_discount_change(subscription=subscription, discount_code="")
+    subscription.refresh_from_db()
+    assert subscription.discount is None
+    with pytest.raises(InvalidInput):
+        services.subscription_discount_change(subscription=subscription, discount_code="")
