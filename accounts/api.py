@@ -1,4 +1,5 @@
 import django_filters
+from django.db.models import Q
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -81,8 +82,6 @@ class CustomerFilter(django_filters.FilterSet):
         fields = ["email", "external_id", "query", "created_after", "created_before"]
 
     def filter_query(self, queryset, name, value):
-        from django.db.models import Q
-
         return queryset.filter(Q(email__icontains=value) | Q(name__icontains=value))
 
 

@@ -27,6 +27,7 @@ from billing.money import CURRENCIES, MAX_AMOUNT
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.ids import parse_uuid
 
 # Stripe accepts at most 12 digits in an amount (the limit for high-denomination currencies).
 MAX_PRICE_AMOUNT = 999_999_999_999
@@ -148,15 +149,6 @@ def _aware(value: Any, *, field: str) -> datetime | None:
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput("Must be a date and time with a timezone.", field=field, code="invalid")
     return value
-
-
-def _parse_uuid(value: Any) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
 
 
 def _audit(
@@ -451,7 +443,7 @@ def _replace_prices(product: Product, entries: list) -> dict[str, list[str]]:
             create.append(values)
             currencies.append(values["currency"])
             continue
-        existing = current.get(_parse_uuid(price_id))
+        existing = current.get(parse_uuid(price_id))
         if existing is None:
             raise InvalidInput(
                 "No active price of this product has this id.", field=f"{field}.id", code="unknown_price"
@@ -610,7 +602,7 @@ def _discount_products(organization: Organization, product_ids: Any) -> list[Pro
     for value in product_ids:
         if isinstance(value, Product):
             value = value.pk
-        parsed = _parse_uuid(value)
+        parsed = parse_uuid(value)
         if parsed is None:
             raise InvalidInput("Not a product id.", field="product_ids", code="unknown_product")
         ids.append(parsed)

@@ -30,6 +30,7 @@ from billing.subscriptions.services import subscription_create_for_checkout
 from billing.tax import EU_VAT_RATES, TaxQuery, get_tax_engine, tax_id_validate
 from core import clock
 from core.errors import Conflict, InvalidInput
+from core.ids import parse_uuid
 
 logger = logging.getLogger("recur.checkout")
 
@@ -132,7 +133,7 @@ def _apply_amounts(checkout: Checkout) -> None:
 def _resolve_price(*, organization: Organization, product: Product, price_id, currency: str | None) -> Price:
     prices = Price.objects.filter(product=product, is_archived=False)
     if price_id:
-        price = prices.filter(pk=price_id).first() if _is_uuid(price_id) else None
+        price = prices.filter(pk=price_id).first() if parse_uuid(price_id) else None
         if price is None:
             raise InvalidInput(
                 "No active price with this id for the product.", field="price_id", code="not_found"
@@ -151,16 +152,6 @@ def _resolve_price(*, organization: Organization, product: Product, price_id, cu
             f"The product has no price in {currency}.", field="currency", code="no_price_for_currency"
         )
     return price
-
-
-def _is_uuid(value) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _check_tax_id(checkout: Checkout) -> None:
@@ -211,7 +202,7 @@ def checkout_create(
 ) -> Checkout:
     product = (
         Product.objects.filter(organization=organization, pk=product_id, is_archived=False).first()
-        if _is_uuid(product_id)
+        if parse_uuid(product_id)
         else None
     )
     if product is None:
@@ -221,7 +212,7 @@ def checkout_create(
     if customer_id:
         customer = (
             Customer.objects.filter(organization=organization, pk=customer_id).first()
-            if _is_uuid(customer_id)
+            if parse_uuid(customer_id)
             else None
         )
         if customer is None:

@@ -22,6 +22,7 @@ from billing.payments.processor import ChargeOutcome, PaymentProcessor, Processo
 from core import clock
 from core.audit import audit_record
 from core.errors import Conflict, InvalidInput
+from core.ids import parse_uuid
 
 logger = logging.getLogger("recur.payments")
 
@@ -72,7 +73,7 @@ def payment_find(
     """The payment a processor object belongs to: our id in its metadata, else its ids."""
     payment_id = (metadata or {}).get("recur_payment_id")
     if payment_id:
-        payment = Payment.objects.filter(pk=payment_id).first() if _is_uuid(payment_id) else None
+        payment = Payment.objects.filter(pk=payment_id).first() if parse_uuid(payment_id) else None
         if payment is not None:
             return payment
     if payment_intent_id:
@@ -84,20 +85,10 @@ def payment_find(
     return None
 
 
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
 def reference_id(payment: Payment, kind: str) -> str | None:
     """The id in a payment's reference ("order:<uuid>"), if it is of this kind and well-formed."""
     prefix, _, value = payment.reference.partition(":")
-    return value if prefix == kind and _is_uuid(value) else None
+    return value if prefix == kind and parse_uuid(value) else None
 
 
 def _settle_hooks(payment: Payment) -> PaymentHooks | None:
