@@ -119,6 +119,15 @@ class Organization(BaseModel):
         choices=[("exclusive", "Prices exclude tax"), ("inclusive", "Prices include tax")],
         default="exclusive",
     )
+    dispute_fee = models.PositiveBigIntegerField(
+        default=1500,
+        help_text="Charged to the merchant's balance when a dispute's funds are withdrawn, in minor "
+        "units of the disputed currency.",
+    )
+    dispute_revokes_access = models.BooleanField(
+        default=True,
+        help_text="On a new dispute, revoke the order's benefits and end its subscription at once.",
+    )
     payment_processor = models.CharField(
         max_length=20,
         choices=[("stripe", "Stripe"), ("manual", "Manual (recorded by an operator)")],

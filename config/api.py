@@ -7,7 +7,10 @@ from rest_framework.routers import SimpleRouter
 from accounts.api import CustomerViewSet, OrganizationView
 from billing.catalog.api import DiscountViewSet, ProductViewSet
 from billing.checkout.api import CheckoutClientViewSet, CheckoutViewSet
+from billing.disputes.api import DisputeViewSet
+from billing.ledger.api import BalanceView, LedgerTransactionViewSet
 from billing.orders.api import OrderViewSet
+from billing.refunds.api import RefundViewSet
 from billing.subscriptions.api import SubscriptionViewSet
 from core.api.errors import json_not_found
 
@@ -20,9 +23,13 @@ router.register("checkouts/client", CheckoutClientViewSet, basename="checkout-cl
 router.register("checkouts", CheckoutViewSet, basename="checkout")
 router.register("orders", OrderViewSet, basename="order")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register("refunds", RefundViewSet, basename="refund")
+router.register("disputes", DisputeViewSet, basename="dispute")
+router.register("ledger/transactions", LedgerTransactionViewSet, basename="ledger-transaction")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),
+    path("balance", BalanceView.as_view(), name="balance"),
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[], throttle_classes=[]),

@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "billing.orders",
     "billing.subscriptions",
     "billing.ledger",
+    "billing.refunds",
+    "billing.disputes",
 ]
 
 MIDDLEWARE = [

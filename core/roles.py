@@ -26,6 +26,9 @@ VIEW_APPS: tuple[str, ...] = (
     "checkout",
     "orders",
     "subscriptions",
+    "refunds",
+    "disputes",
+    "ledger",
 )
 
 # Apps an admin may do everything in.
@@ -38,6 +41,9 @@ ADMIN_APPS: tuple[str, ...] = (
     "checkout",
     "orders",
     "subscriptions",
+    "refunds",
+    "disputes",
+    "ledger",
 )
 
 
@@ -73,6 +79,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         "subscriptions.delete_subscription",
         "subscriptions.add_billingentry",
         "orders.change_order",  # retry an unpaid order's payment
+        "refunds.add_refund",
+        # manual corrections of a merchant's balance or a customer's wallet (with a reason)
+        "ledger.adjust_balance",
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }

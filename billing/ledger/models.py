@@ -23,6 +23,8 @@ class LedgerAccount(models.Model):
         MERCHANT_BALANCE = "merchant_balance"
         MERCHANT_PAYOUTS_IN_TRANSIT = "merchant_payouts_in_transit"
         CUSTOMER_WALLET = "customer_wallet"
+        # The platform's side of operators' manual adjustments of merchant balances.
+        ADJUSTMENTS = "adjustments"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=clock.now, editable=False)
@@ -82,13 +84,28 @@ class LedgerTransaction(models.Model):
     payment = models.ForeignKey(
         "payments.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    refund = models.ForeignKey(
+        "refunds.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
+    )
+    dispute = models.ForeignKey(
+        "disputes.Dispute",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_transactions",
+    )
+    customer = models.ForeignKey(
+        "accounts.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     idempotency_key = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("adjust_balance", "Can adjust merchant balances and customer wallets")]
         indexes = [
             models.Index(fields=["organization", "-created_at"], name="ledger_tx_org_created_idx"),
+            models.Index(fields=["organization", "type", "-created_at"], name="ledger_tx_org_type_idx"),
         ]
 
     def __str__(self) -> str:

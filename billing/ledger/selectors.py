@@ -78,3 +78,14 @@ def available_balance(organization: Organization, currency: str, at: datetime) -
 def platform_revenue(currency: str) -> int:
     """Platform fees earned in ``currency`` (positive)."""
     return -_sum(_account_id(Kind.PLATFORM_REVENUE, currency))
+
+
+def wallet_balance(customer, currency: str) -> int:
+    """What the customer's wallet holds in ``currency`` (positive: owed to the customer),
+    before any reservation by pending orders (see ``billing.ledger.wallet``)."""
+    account_id = (
+        LedgerAccount.objects.filter(kind=Kind.CUSTOMER_WALLET, customer=customer, currency=currency)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return -_balance(account_id)

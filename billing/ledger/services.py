@@ -89,6 +89,9 @@ def ledger_post(
     entries: Sequence[tuple[LedgerAccount, int]],
     order: Order | None = None,
     payment: Payment | None = None,
+    refund=None,
+    dispute=None,
+    customer: Customer | None = None,
     description: str = "",
     at: datetime | None = None,
 ) -> LedgerTransaction:
@@ -111,6 +114,9 @@ def ledger_post(
                 organization=organization,
                 order=order,
                 payment=payment,
+                refund=refund,
+                dispute=dispute,
+                customer=customer,
                 idempotency_key=idempotency_key,
                 description=description,
             )

@@ -8,6 +8,9 @@ API_RESOURCES: tuple[str, ...] = (
     "checkouts",
     "orders",
     "subscriptions",
+    "refunds",
+    "disputes",
+    "ledger",
 )
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{access}" for r in API_RESOURCES for access in ("read", "write"))
