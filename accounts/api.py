@@ -180,9 +180,18 @@ class OrganizationSerializer(serializers.ModelSerializer):
             "dunning_schedule",
             "benefit_grace_days",
             "proration_default",
+            "dispute_fee",
+            "dispute_revokes_access",
             "created_at",
         ]
-        read_only_fields = ["id", "slug", "created_at", "platform_fee_bps", "platform_fee_fixed"]
+        read_only_fields = [
+            "id",
+            "slug",
+            "created_at",
+            "platform_fee_bps",
+            "platform_fee_fixed",
+            "dispute_fee",
+        ]
         extra_kwargs = {
             "payout_hold_days": {"min_value": 0, "max_value": 90},
             "benefit_grace_days": {"min_value": 0, "max_value": 60},

@@ -71,6 +71,8 @@ ORGANIZATION_SETTINGS = (
     "payment_processor",
     "tax_behavior",
     "dunning_final_action",
+    "dispute_fee",
+    "dispute_revokes_access",
 )
 
 
