@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts import services
 from accounts.models import AccessToken, Customer, Membership, Organization, User
+from billing.money import InvalidAmount, format_amount, is_supported_currency, parse_amount
 from core import clock
 from core.api.scopes import ALL_SCOPES
 from core.backoffice.actions import ModalAction, ModalActionsMixin, form_add_service_error
@@ -162,8 +163,123 @@ class MembershipInline(admin.TabularInline):
     extra = 0
 
 
+# --- manual adjustments (merchant balance, customer wallet) ---------------------------------------
+
+ADJUST_BALANCE = "ledger.adjust_balance"
+
+
+class AdjustmentForm(forms.Form):
+    amount = forms.CharField(
+        max_length=30,
+        help_text="In major units, e.g. 12.50; negative (-12.50) to debit.",
+    )
+    currency = forms.CharField(max_length=3, min_length=3, help_text="Lowercase ISO code, e.g. usd.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text="Required; recorded in the audit log with your name.",
+    )
+
+    def clean_currency(self) -> str:
+        currency = self.cleaned_data["currency"].strip().lower()
+        if not is_supported_currency(currency):
+            raise forms.ValidationError("Unsupported currency.", code="invalid_currency")
+        return currency
+
+    def clean(self):
+        cleaned = super().clean()
+        text, currency = cleaned.get("amount"), cleaned.get("currency")
+        if text and currency:
+            try:
+                cleaned["amount_minor"] = parse_amount(text, currency)
+            except InvalidAmount as exc:
+                self.add_error("amount", str(exc))
+        return cleaned
+
+    def adjustment_arguments(self) -> dict:
+        data = self.cleaned_data
+        return {"amount": data["amount_minor"], "currency": data["currency"], "reason": data["reason"]}
+
+
+class AdjustMerchantBalance(ModalAction):
+    name = "adjust_balance"
+    label = "Adjust balance"
+    title = "Adjust the merchant's balance"
+    description = (
+        "A manual correction of what the platform owes this merchant: a positive amount credits the "
+        "balance, a negative one debits it. Posted to the ledger against the platform's adjustments "
+        "account and audited with your reason."
+    )
+    permission = ADJUST_BALANCE
+    form_class = AdjustmentForm
+    submit_label = "Post adjustment"
+
+    def get_initial(self, request, obj: Organization):
+        return {"currency": obj.default_currency}
+
+    def get_facts(self, request, obj: Organization):
+        from billing.ledger.selectors import merchant_balance
+
+        currency = obj.default_currency
+        return [
+            ("Organization", obj.name),
+            (f"Balance ({currency})", format_amount(merchant_balance(obj, currency), currency)),
+        ]
+
+    def perform(self, request, obj: Organization, form: AdjustmentForm):
+        from billing.ledger.adjustments import balance_adjust
+
+        return balance_adjust(organization=obj, actor=request.user, **form.adjustment_arguments())
+
+    def get_success_message(self, request, obj, result) -> str:
+        return f"Posted: {result.description}."
+
+
+class AdjustCustomerWallet(ModalAction):
+    name = "adjust_wallet"
+    label = "Adjust wallet"
+    title = "Adjust the customer's wallet"
+    description = (
+        "Credits (positive amount) or debits (negative) the customer's balance, which pays their next "
+        "orders. The merchant's balance funds a credit and gets a debit back. A debit cannot take more "
+        "than is available (pending orders keep what they reserved)."
+    )
+    permission = ADJUST_BALANCE
+    form_class = AdjustmentForm
+    submit_label = "Adjust wallet"
+
+    def get_initial(self, request, obj: Customer):
+        return {"currency": obj.organization.default_currency}
+
+    def get_facts(self, request, obj: Customer):
+        facts: list[tuple[str, Any]] = [("Customer", obj.email), ("Organization", obj.organization.name)]
+        for b in wallet_balances_of(obj):
+            facts.append(
+                (
+                    f"Wallet ({b.currency})",
+                    f"{format_amount(b.balance, b.currency)} · available {format_amount(b.available, b.currency)}",
+                )
+            )
+        return facts
+
+    def perform(self, request, obj: Customer, form: AdjustmentForm):
+        from billing.ledger.wallet import wallet_adjust
+
+        return wallet_adjust(customer=obj, actor=request.user, **form.adjustment_arguments())
+
+    def get_success_message(self, request, obj, result) -> str:
+        return f"Posted: {result.description}."
+
+
+def wallet_balances_of(customer: Customer):
+    from billing.ledger.wallet import wallet_balances
+
+    return wallet_balances(customer)
+
+
 @admin.register(Organization)
-class OrganizationAdmin(IdSearchMixin, admin.ModelAdmin):
+class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
+    modal_actions = [AdjustMerchantBalance]
     list_display = ("name", "slug", "default_currency", "invoice_prefix", "platform_fee", "created")
     search_fields = ("name", "slug", "email", "invoice_prefix")
     list_filter = ("default_currency",)
@@ -212,12 +328,15 @@ class OrganizationAdmin(IdSearchMixin, admin.ModelAdmin):
         query = f"organization__id__exact={org.pk}"
         return format_html(
             '<a href="{}">Customers</a> · <a href="{}">Access tokens</a> · '
-            '<a href="{}?organization={}">New access token</a> · <a href="{}">Audit log</a>',
+            '<a href="{}?organization={}">New access token</a> · <a href="{}">Audit log</a> · '
+            '<a href="{}?organization={}">Ledger statement</a>',
             _changelist_url(Customer, query),
             _changelist_url(AccessToken, query),
             reverse("admin:accounts_accesstoken_add"),
             org.pk,
             _changelist_url(AuditEntry, f"q={org.pk}"),
+            reverse("admin:ledger_statement"),
+            org.pk,
         )
 
     def save_model(self, request, obj, form, change):
@@ -239,7 +358,8 @@ class OrganizationAdmin(IdSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(IdSearchMixin, admin.ModelAdmin):
+class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
+    modal_actions = [AdjustCustomerWallet]
     list_display = ("email", "name", "external_id", "organization", "created")
     list_select_related = ("organization",)
     list_filter = ("organization",)
@@ -252,9 +372,50 @@ class CustomerAdmin(IdSearchMixin, admin.ModelAdmin):
         (None, {"fields": ("organization", "email", "name", "external_id")}),
         ("Billing", {"fields": ("billing_address", "tax_id", "tax_id_type")}),
         ("Payments", {"fields": ("stripe_customer_id", "default_payment_method_id")}),
+        ("Wallet", {"fields": ("wallet",)}),
         ("Other", {"fields": ("metadata", "id", "created_at", "updated_at")}),
     )
-    readonly_fields = ("stripe_customer_id", "default_payment_method_id", "id", "created_at", "updated_at")
+    readonly_fields = (
+        "stripe_customer_id",
+        "default_payment_method_id",
+        "wallet",
+        "id",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj is not None else [f for f in fieldsets if f[0] != "Wallet"]
+
+    @admin.display(description="balance")
+    def wallet(self, customer: Customer):
+        if customer.pk is None or customer._state.adding:
+            return "—"
+        balances = wallet_balances_of(customer)
+        if not balances:
+            return "Empty: no credit so far."
+        rows = format_html_join(
+            "",
+            '<tr data-currency="{}"><td>{}</td><td class="bo-num">{}</td><td class="bo-num">{}</td>'
+            '<td class="bo-num">{}</td></tr>',
+            (
+                (
+                    b.currency,
+                    b.currency.upper(),
+                    format_amount(b.balance, b.currency),
+                    format_amount(b.reserved, b.currency),
+                    format_amount(b.available, b.currency),
+                )
+                for b in balances
+            ),
+        )
+        return format_html(
+            '<table class="bo-table bo-wallet"><thead><tr><th>Currency</th><th class="bo-num">Balance</th>'
+            '<th class="bo-num">Reserved by pending orders</th><th class="bo-num">Available</th></tr>'
+            "</thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))

@@ -85,6 +85,67 @@ class CustomerFilter(django_filters.FilterSet):
         return queryset.filter(Q(email__icontains=value) | Q(name__icontains=value))
 
 
+# --- the customer's wallet ----------------------------------------------------------------------
+
+WALLET_AMOUNT_HELP = "In the currency's minor units (cents for usd, yen for jpy)."
+
+
+class WalletBalanceSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    balance = serializers.IntegerField(
+        help_text=f"What the wallet holds for the customer. {WALLET_AMOUNT_HELP}"
+    )
+    reserved = serializers.IntegerField(help_text="The part pending orders will take when they are paid.")
+    available = serializers.IntegerField(help_text="What the next order may still use: balance - reserved.")
+
+
+class WalletSerializer(serializers.Serializer):
+    customer_id = serializers.UUIDField()
+    balances = WalletBalanceSerializer(many=True, help_text="One per currency the wallet has held.")
+
+
+class WalletAdjustmentSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(
+        help_text=f"Positive credits the customer's wallet, negative debits it (never below what is "
+        f"available). Taken from (or given back to) your balance. {WALLET_AMOUNT_HELP}"
+    )
+    currency = serializers.CharField(max_length=3, min_length=3)
+    reason = serializers.CharField(
+        max_length=2000, allow_blank=True, help_text="Why; required, kept on record."
+    )
+
+
+class WalletTransactionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="transaction.id")
+    type = serializers.CharField(source="transaction.type", help_text="The ledger transaction's type.")
+    amount = serializers.SerializerMethodField(
+        help_text=f"Signed: positive credited to the wallet, negative taken from it. {WALLET_AMOUNT_HELP}"
+    )
+    currency = serializers.CharField()
+    description = serializers.CharField(source="transaction.description")
+    order_id = serializers.UUIDField(source="transaction.order_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_amount(self, entry) -> int:
+        return -entry.amount
+
+
+class WalletTransactionPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The next page (older), or null.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page (newer), or null.")
+    results = WalletTransactionSerializer(many=True)
+
+
+def _wallet_data(customer: Customer) -> dict:
+    from billing.ledger.wallet import wallet_balances
+
+    balances = [
+        {"currency": b.currency, "balance": b.balance, "reserved": b.reserved, "available": b.available}
+        for b in wallet_balances(customer)
+    ]
+    return WalletSerializer({"customer_id": customer.pk, "balances": balances}).data
+
+
 @extend_schema_view(
     create=extend_schema(parameters=[IDEMPOTENCY_PARAMETER]),
     partial_update=extend_schema(parameters=[IDEMPOTENCY_PARAMETER]),
@@ -148,6 +209,47 @@ class CustomerViewSet(
             self.get_serializer(customer).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+    @extend_schema(
+        operation_id="customers_wallet_retrieve",
+        responses=WalletSerializer,
+        description="The customer's wallet: per currency, its balance, what pending orders reserve and "
+        "what is available. The wallet pays the customer's next subscription orders.",
+    )
+    @action(detail=True, methods=["get"])
+    def wallet(self, request, pk=None):
+        return Response(_wallet_data(self.get_object()))
+
+    @extend_schema(
+        operation_id="customers_wallet_adjust",
+        request=WalletAdjustmentSerializer,
+        responses={201: WalletSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+        description="Credit (positive `amount`) or debit (negative) the customer's wallet from your "
+        "balance, with a reason. A debit beyond the available balance is refused. Answers the wallet.",
+    )
+    @action(detail=True, methods=["post"], url_path="wallet/adjustments")
+    def wallet_adjust(self, request, pk=None):
+        from billing.ledger.wallet import wallet_adjust
+
+        customer = self.get_object()
+        serializer = WalletAdjustmentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        wallet_adjust(customer=customer, **serializer.validated_data)
+        return Response(_wallet_data(customer), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="customers_wallet_transactions",
+        responses=WalletTransactionPageSerializer,
+        description="The ledger transactions that moved the customer's wallet, newest first: credits "
+        "(downgrades, revocations, adjustments, refunds to the balance) and what orders took from it.",
+    )
+    @action(detail=True, methods=["get"], url_path="wallet/transactions")
+    def wallet_transactions(self, request, pk=None):
+        from billing.ledger.wallet import wallet_entries
+
+        page = self.paginate_queryset(wallet_entries(self.get_object()))
+        return self.get_paginated_response(WalletTransactionSerializer(page, many=True).data)
 
     @extend_schema(
         operation_id="customers_external_destroy", responses={204: None}, parameters=[IDEMPOTENCY_PARAMETER]

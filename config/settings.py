@@ -181,6 +181,9 @@ SPECTACULAR_SETTINGS = {
         "PriceTypeEnum": "billing.catalog.models.Price.Type",
         "DiscountTypeEnum": "billing.catalog.models.Discount.Type",
         "ProrationBehaviorEnum": "accounts.models.ProrationBehavior",
+        "RefundReasonEnum": "billing.refunds.models.Refund.Reason",
+        "RefundStatusEnum": "billing.refunds.models.Refund.Status",
+        "DisputeStatusEnum": "billing.disputes.models.Dispute.Status",
     },
 }
 

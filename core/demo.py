@@ -6,11 +6,13 @@ Later features append their seeders to ``SEEDERS``; each gets the demo organizat
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth.models import Group
 
 from accounts import services as account_services
 from accounts.models import AccessToken, Customer, Organization, User
+from billing.payments.models import Payment
 from core import clock
 
 DEMO_PASSWORD = "recur-demo"
@@ -183,14 +185,86 @@ def seed_catalog_and_sales(organization: Organization) -> None:
         (annual, {}), (ebook, {}), (ebook, {"discount_code": "FIVEOFF"}), (tip, {"amount": 1500}),
         (community, {}), (pro, {"trial_days": 14}), (team, {"seats": 3}), (pro, {}), (ebook, {}),
     ]  # fmt: skip
+    # Recorded as manual payments (refunds go back the same way); the merchant sells through
+    # Stripe afterwards.
+    processor_setting = organization.payment_processor
+    Organization.objects.filter(pk=organization.pk).update(payment_processor=Payment.Processor.MANUAL)
+    organization.refresh_from_db()
     for customer, (product, options) in zip(customers, sales, strict=False):
         opened = checkout.checkout_create(
             organization=organization, product_id=product.pk, customer_id=customer.pk, **options
         )
         checkout.checkout_confirm(checkout=opened, payment_method_id="pm_demo_card", processor=processor)
+    Organization.objects.filter(pk=organization.pk).update(payment_processor=processor_setting)
 
 
-SEEDERS: list[Callable[[Organization], None]] = [seed_customers, seed_catalog_and_sales]
+def seed_money_movements(organization: Organization) -> None:
+    """A partial and a full refund, an open chargeback, a wallet credit, a balance adjustment
+    and a reconciliation run: something on every ledger page."""
+    from billing.disputes.services import dispute_apply_snapshot
+    from billing.ledger.adjustments import balance_adjust
+    from billing.ledger.reconciliation import reconciliation_run
+    from billing.ledger.wallet import wallet_adjust
+    from billing.orders.models import Order
+    from billing.refunds.models import Refund
+    from billing.refunds.services import refund_create, refund_submit
+
+    if Refund.objects.filter(organization=organization).exists():
+        return
+    paid = list(
+        Order.objects.filter(organization=organization, status="paid", total__gt=0).order_by("created_at")
+    )
+    if len(paid) < 3:
+        return
+    operator = User.objects.get(email=DEMO_OPERATOR)
+    for order, amount, reason in (
+        (paid[0], paid[0].total // 2, "requested_by_customer"),
+        (paid[1], None, "duplicate"),
+    ):
+        refund = refund_create(
+            order=order, amount=amount, reason=reason, comment="Demo refund", actor=operator
+        )
+        refund_submit(refund=refund)
+    disputed = paid[2]
+    payment = Payment.objects.filter(
+        reference__in=[disputed.reference, f"checkout:{disputed.checkout_id}"]
+    ).first()
+    now = clock.now()
+    dispute_apply_snapshot(
+        payload={
+            "id": f"dp_demo_{disputed.pk.hex[:12]}",
+            "object": "dispute",
+            "amount": disputed.total,
+            "currency": disputed.currency,
+            "charge": payment.processor_charge_id if payment else "",
+            "payment_intent": payment.processor_payment_id if payment else "",
+            "reason": "fraudulent",
+            "status": "needs_response",
+            "evidence_details": {"due_by": int((now + timedelta(days=5)).timestamp())},
+            "balance_transactions": [{"amount": -disputed.total, "fee": organization.dispute_fee}],
+            "created": int(now.timestamp()),
+        },
+        observed_at=now,
+        event_type="charge.dispute.created",
+    )
+    wallet_adjust(
+        customer=paid[3].customer if len(paid) > 3 else paid[0].customer,
+        amount=1000,
+        currency=organization.default_currency,
+        reason="Goodwill credit for a slow support answer",
+        actor=operator,
+    )
+    balance_adjust(
+        organization=organization,
+        amount=2500,
+        currency=organization.default_currency,
+        reason="Demo: processor fee refunded by the platform",
+        actor=operator,
+    )
+    reconciliation_run()
+
+
+SEEDERS: list[Callable[[Organization], None]] = [seed_customers, seed_catalog_and_sales, seed_money_movements]
 
 
 def demo_seed() -> DemoResult:

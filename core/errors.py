@@ -23,3 +23,10 @@ class Conflict(ServiceError):
 
     status = 409
     type = "conflict_error"
+
+
+class Forbidden(ServiceError):
+    """The actor may not do this (a role without the permission)."""
+
+    status = 403
+    type = "permission_error"

@@ -70,3 +70,19 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Checks the ledger balances and every paid order is posted; stores the result.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: resubmit pending refunds",
+        "refunds.sweep_refunds",
+        every=timedelta(minutes=1),
+        description="Sends again refunds whose processor call never answered (same idempotency key).",
+    ),
+)
+SCHEDULES += (
+    Schedule(
+        "recur: sweep processor fees",
+        "ledger.sweep_payment_fees",
+        every=timedelta(minutes=1),
+        description="Reads and posts the Stripe fee of succeeded payments whose fee task was lost.",
+    ),
+)

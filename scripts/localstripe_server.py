@@ -3,7 +3,9 @@
 Stock localstripe 1.15 pickles its whole store to the hard-coded
 /tmp/localstripe.pickle after every write (even with --from-scratch), shared by
 every instance on the machine. Recur's development server keeps its store in its
-own file, written atomically; the test fixture keeps none at all.
+own file, written atomically; the test fixture keeps none at all. Charges' balance
+transactions carry Stripe's standard card fee (stock localstripe records 0), and refunds
+accept Stripe's ``reason``.
 
     python scripts/localstripe_server.py --port 8420 --store ~/.local/state/recur/localstripe.pickle
     python scripts/localstripe_server.py --port 0 --no-store      # tests
@@ -45,6 +47,42 @@ def use_store(path: str | None) -> None:
     resources.Store.dump_to_disk = dump
 
 
+# Stripe's standard card pricing (2.9% + 30 minor units). Stock localstripe records every
+# balance transaction with fee 0, which would leave Recur's processor-fee posting untested.
+CARD_FEE_BPS, CARD_FEE_FIXED = 290, 30
+
+
+def charge_card_fees() -> None:
+    original = resources.BalanceTransaction.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.type == "charge" and self.amount > 0:
+            self.fee = (self.amount * CARD_FEE_BPS + 5000) // 10000 + CARD_FEE_FIXED  # half-up
+            self.fee_details = [
+                {"amount": self.fee, "currency": self.currency, "type": "stripe_fee",
+                 "description": "Stripe processing fees", "application": None}
+            ]  # fmt: skip
+
+    resources.BalanceTransaction.__init__ = init
+
+
+REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+
+
+def accept_refund_reasons() -> None:
+    """Stock localstripe refuses Stripe's ``reason`` parameter on refunds; keep it instead."""
+    original = resources.Refund.__init__
+
+    def init(self, *args, reason=None, **kwargs):
+        if reason is not None and reason not in REFUND_REASONS:
+            raise resources.UserError(400, "Invalid reason")
+        original(self, *args, **kwargs)
+        self.reason = reason
+
+    resources.Refund.__init__ = init
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="pickle file for the store")
@@ -58,6 +96,8 @@ def main() -> None:
     if args.store:
         os.makedirs(os.path.dirname(os.path.abspath(args.store)), exist_ok=True)
     use_store(None if args.no_store else args.store)
+    charge_card_fees()
+    accept_refund_reasons()
     if args.webhook:
         from localstripe.webhooks import register_webhook
 

@@ -98,3 +98,114 @@ def seed_purchases(organization) -> None:
 
 
 SEEDERS.append(seed_purchases)
+
+
+def seed_refunds(organization) -> None:
+    """A paid order (its payment settled without a processor call) with a partial refund."""
+    from accounts.models import Customer
+    from billing.orders.services import Line, order_create
+    from billing.payments import services as payment_services
+    from billing.refunds.services import refund_create
+    from core import clock
+
+    customer = Customer.objects.filter(organization=organization).first()
+    order = order_create(
+        organization=organization,
+        customer=customer,
+        billing_reason="purchase",
+        currency="usd",
+        lines=[Line(label="Tenancy refundable", amount=3000)],
+    )
+    payment = payment_services.payment_create(
+        organization=organization,
+        customer=customer,
+        reference=order.reference,
+        amount=3000,
+        currency="usd",
+        trigger="purchase",
+    )
+    payment_services.payment_apply_snapshot(
+        payment=payment,
+        status="succeeded",
+        observed_at=clock.now(),
+        facts={"processor_payment_id": f"pi_tenancy_{payment.pk.hex[:12]}"},
+    )
+    order.refresh_from_db()
+    refund_create(order=order, amount=1000, reason="requested_by_customer", comment="tenancy")
+
+
+SEEDERS.append(seed_refunds)
+
+
+def seed_ledger(organization) -> None:
+    """A paid order's posting and a processor fee's (ledger transactions, /v1/balance)."""
+    from accounts.models import Customer
+    from billing.ledger.postings import ledger_post_processor_fee
+    from billing.orders.services import Line, order_create
+    from billing.payments import services as payment_services
+    from billing.payments.models import Payment
+
+    customer = Customer.objects.filter(organization=organization).first()
+    order_create(
+        organization=organization, customer=customer, billing_reason="purchase", currency="usd",
+        lines=[Line(label="Tenancy ledger", amount=2500)], paid=True,
+    )  # fmt: skip
+    payment = payment_services.payment_create(
+        organization=organization, customer=customer, reference=f"order:ledger-{organization.pk}",
+        amount=2500, currency="usd", trigger="purchase",
+    )  # fmt: skip
+    Payment.objects.filter(pk=payment.pk).update(status="succeeded", fee=103, net=2397)
+    ledger_post_processor_fee(payment=payment, fee=103, currency="usd")
+
+
+SEEDERS.append(seed_ledger)
+
+
+def seed_disputes(organization) -> None:
+    """A chargeback on a paid order, funds withdrawn (the dispute and its ledger postings)."""
+    from accounts.models import Customer
+    from billing.disputes.services import dispute_apply_snapshot
+    from billing.orders.services import Line, order_create
+    from billing.payments import services as payment_services
+    from core import clock
+
+    customer = Customer.objects.filter(organization=organization).first()
+    order = order_create(
+        organization=organization, customer=customer, billing_reason="purchase", currency="usd",
+        lines=[Line(label="Tenancy disputed", amount=4000)],
+    )  # fmt: skip
+    payment = payment_services.payment_create(
+        organization=organization, customer=customer, reference=order.reference, amount=4000,
+        currency="usd", trigger="purchase",
+    )  # fmt: skip
+    payment = payment_services.payment_apply_snapshot(
+        payment=payment, status="succeeded", observed_at=clock.now(),
+        facts={"processor_payment_id": f"pi_dispute_{payment.pk.hex[:12]}"},
+    )  # fmt: skip
+    dispute_apply_snapshot(
+        payload={
+            "id": f"dp_tenancy_{payment.pk.hex[:12]}", "object": "dispute", "amount": 4000, "currency": "usd",
+            "payment_intent": payment.processor_payment_id, "reason": "fraudulent", "status": "needs_response",
+            "balance_transactions": [{"object": "balance_transaction", "amount": -4000, "fee": 1500}],
+        },
+        observed_at=clock.now(),
+        event_type="charge.dispute.created",
+    )  # fmt: skip
+
+
+SEEDERS.append(seed_disputes)
+
+
+def seed_wallet(organization) -> None:
+    # The posting itself (wallet_adjust would add an AuditEntry, whose small integer id
+    # would show up as a "leak" inside any number).
+    from accounts.models import Customer
+    from billing.ledger.postings import ledger_post_wallet_credit
+
+    customer = Customer.objects.filter(organization=organization).order_by("created_at").first()
+    ledger_post_wallet_credit(
+        customer=customer, amount=700, currency="usd", idempotency_key=f"tenancy:wallet:{customer.pk}"
+    )
+
+
+SEEDERS.append(seed_wallet)

@@ -6,7 +6,11 @@ from django.core.management import CommandError, call_command
 from accounts.models import AccessToken, Customer, Organization
 from accounts.services import access_token_authenticate
 from billing.catalog.models import Discount, Price
+from billing.disputes.models import Dispute
+from billing.ledger.models import ReconciliationRun
 from billing.orders.models import Order
+from billing.payments.models import Payment
+from billing.refunds.models import Refund
 from billing.subscriptions.models import Subscription
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +58,17 @@ def test_bootstrap_and_demo_seed_are_idempotent(capsys):
         "free",
         "seat_based",
     }
-    assert Order.objects.filter(organization=acme, status="paid").count() == 12
-    assert Subscription.objects.filter(organization=acme, status__in=["active", "trialing"]).count() == 8
+    assert Order.objects.filter(organization=acme).exclude(status="pending").count() == 12
+    # money moved after the sales, once: two refunds, a chargeback, a clean reconciliation
+    assert Order.objects.filter(organization=acme, status__in=["partially_refunded", "refunded"]).count() == 2
+    assert Refund.objects.filter(organization=acme, status="succeeded").count() == 2
+    assert Dispute.objects.filter(organization=acme, status="needs_response").count() == 1
+    assert ReconciliationRun.objects.get().ok
+    # eight subscriptions sold; the chargeback ended one (the demo keeps dispute_revokes_access on)
+    assert Subscription.objects.filter(organization=acme).count() == 8
+    assert Subscription.objects.filter(organization=acme, status__in=["active", "trialing"]).count() == 7
+    assert Payment.objects.filter(organization=acme).exclude(processor="manual").count() == 0
+    assert acme.payment_processor == "stripe"
     assert Discount.objects.filter(organization=acme).count() == 3
     # every run prints a fresh working token; the previous demo token is revoked
     assert AccessToken.objects.filter(revoked_at__isnull=True).count() == 1

@@ -5,3 +5,7 @@ class DisputesConfig(AppConfig):
     name = "billing.disputes"
     label = "disputes"
     verbose_name = "Disputes"
+
+    def ready(self) -> None:
+        # Registers the charge.dispute.* receivers over the payments app's "deferred" placeholders.
+        from billing.disputes import receivers  # noqa: F401

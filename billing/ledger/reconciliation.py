@@ -3,16 +3,25 @@
 Checks that every transaction sums to zero per currency (the database already refuses
 otherwise; this catches a disabled trigger or a restored dump), that every entry's
 currency is its account's, that every running balance equals the sum of its
-entries, that every paid order with a total has its payment posting,
-and that the trial balance (all entries per currency) is zero.
+entries, that every paid order with a total has its payment posting, every stored
+processor fee its fee posting, every refund its posting (and a failed or canceled one its
+reversal), every dispute whose funds moved its postings, that each order's refunded
+amount is the sum of its live refunds, and that the trial balance (all entries per
+currency) is zero. Each check is one set-based query.
 """
 
 from django.db import connection
+from django.db.models import Exists, OuterRef, Q
 
+from billing.disputes.models import Dispute
 from billing.ledger.models import LedgerTransaction, ReconciliationRun
 from billing.ledger.services import PAID_STATUSES
 from billing.orders.models import Order
+from billing.payments.models import Payment
+from billing.refunds.models import Refund
 from core import clock
+
+TxType = LedgerTransaction.Type
 
 LIMIT = 1000  # discrepancies listed per check; the count is always exact
 
@@ -111,6 +120,122 @@ def _trial_balance() -> list[dict]:
     return [{"check": "trial_balance_nonzero", "currency": cur, "sum": int(total)} for cur, total in rows]
 
 
+def _posted(type: str, **link) -> Exists:
+    """A posting of ``type`` linked to the outer row (``refund=OuterRef("pk")`` ...)."""
+    return Exists(LedgerTransaction.objects.filter(type=type, **link))
+
+
+def fees_missing_postings():
+    """Payments whose stored fee has no posting (shared with the backfill, which posts them)."""
+    return (
+        Payment.objects.filter(fee__gt=0)
+        .exclude(_posted(TxType.PROCESSOR_FEE, payment=OuterRef("pk")))
+        .order_by("created_at")
+    )
+
+
+def refunds_missing_postings():
+    """Refunds without their posting, or failed/canceled ones without their reversal."""
+    reversed_statuses = (Refund.Status.FAILED, Refund.Status.CANCELED)
+    return (
+        Refund.objects.annotate(
+            posted=_posted(TxType.REFUND, refund=OuterRef("pk")),
+            reversed=_posted(TxType.REFUND_REVERSAL, refund=OuterRef("pk")),
+        )
+        .filter(Q(posted=False) | Q(status__in=reversed_statuses, reversed=False))
+        .order_by("created_at")
+    )
+
+
+def disputes_missing_postings():
+    """Withdrawn funds without their dispute posting (or the fee's, when there is a fee);
+    reinstated funds without their reversal."""
+    return (
+        Dispute.objects.filter(Q(funds_withdrawn_at__isnull=False) | Q(funds_reinstated_at__isnull=False))
+        .annotate(
+            withdrawn=_posted(TxType.DISPUTE, dispute=OuterRef("pk")),
+            fee_posted=_posted(TxType.DISPUTE_FEE, dispute=OuterRef("pk")),
+            reinstated=_posted(TxType.DISPUTE_REVERSAL, dispute=OuterRef("pk")),
+        )
+        .filter(
+            Q(funds_withdrawn_at__isnull=False, withdrawn=False)
+            | Q(funds_withdrawn_at__isnull=False, fee__gt=0, fee_posted=False)
+            | Q(funds_reinstated_at__isnull=False, reinstated=False)
+        )
+        .order_by("created_at")
+    )
+
+
+def _fees_without_posting() -> list[dict]:
+    missing = fees_missing_postings().values_list("pk", "organization_id", "fee", "currency")[:LIMIT]
+    return [
+        {"check": "processor_fee_without_posting", "payment": str(pk), "organization": str(org),
+         "fee": fee, "currency": currency}
+        for pk, org, fee, currency in missing
+    ]  # fmt: skip
+
+
+def _refunds_without_posting() -> list[dict]:
+    """Every refund is posted when it is recorded; a failed or canceled one is reversed."""
+    rows = refunds_missing_postings().values_list(
+        "pk", "organization_id", "order_id", "status", "amount", "currency", "posted"
+    )[:LIMIT]
+    return [
+        {"check": "refund_without_posting", "refund": str(pk), "organization": str(org), "order": str(order),
+         "status": status, "amount": amount, "currency": currency,
+         "missing": "refund" if not posted else "refund_reversal"}
+        for pk, org, order, status, amount, currency, posted in rows
+    ]  # fmt: skip
+
+
+def _disputes_without_posting() -> list[dict]:
+    rows = (
+        disputes_missing_postings()
+        .values_list(
+            "pk", "organization_id", "processor_dispute_id", "amount", "currency", "fee",
+            "funds_withdrawn_at", "funds_reinstated_at", "withdrawn", "fee_posted", "reinstated",
+        )[:LIMIT]
+    )  # fmt: skip
+    found = []
+    for pk, org, dp, amount, currency, fee, out_at, back_at, withdrawn, fee_posted, reinstated in rows:
+        missing = []
+        if out_at is not None and not withdrawn:
+            missing.append("dispute")
+        if out_at is not None and fee > 0 and not fee_posted:
+            missing.append("dispute_fee")
+        if back_at is not None and not reinstated:
+            missing.append("dispute_reversal")
+        found.append(
+            {"check": "dispute_without_posting", "dispute": str(pk), "processor_dispute_id": dp,
+             "organization": str(org), "amount": amount, "currency": currency, "missing": missing}
+        )  # fmt: skip
+    return found
+
+
+def _order_refunded_mismatches() -> list[dict]:
+    """``Order.refunded_amount`` is the sum of the order's pending and succeeded refunds."""
+    live = (Refund.Status.PENDING, Refund.Status.SUCCEEDED)
+    rows = _rows(
+        f"""
+        SELECT o.id, o.organization_id, o.refunded_amount, COALESCE(r.total, 0), o.currency
+          FROM {Order._meta.db_table} o
+          LEFT JOIN (SELECT order_id, SUM(amount) AS total
+                       FROM {Refund._meta.db_table}
+                      WHERE status IN (%s, %s)
+                      GROUP BY order_id) r ON r.order_id = o.id
+         WHERE o.refunded_amount <> COALESCE(r.total, 0)
+         ORDER BY o.created_at
+         LIMIT %s
+        """,
+        [*live, LIMIT],
+    )
+    return [
+        {"check": "order_refunded_mismatch", "order": str(pk), "organization": str(org),
+         "refunded_amount": int(refunded), "refunds_sum": int(total), "currency": currency}
+        for pk, org, refunded, total, currency in rows
+    ]  # fmt: skip
+
+
 def reconcile() -> list[dict]:
     """Every discrepancy found, as JSON-ready dicts with a ``check`` name; empty when clean."""
     return [
@@ -119,6 +244,10 @@ def reconcile() -> list[dict]:
         *_currency_mismatches(),
         *_running_balances(),
         *_orders_without_posting(),
+        *_fees_without_posting(),
+        *_refunds_without_posting(),
+        *_disputes_without_posting(),
+        *_order_refunded_mismatches(),
         *_trial_balance(),
     ]
 

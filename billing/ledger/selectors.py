@@ -7,9 +7,11 @@ has; the available balance adds a scan of the hold window only. Platform account
 summed over the covering index ``ledger_entry_balance_idx``.
 """
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 
 from accounts.models import Organization
 from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry
@@ -69,7 +71,7 @@ def available_balance(organization: Organization, currency: str, at: datetime) -
         return 0
     recent = LedgerEntry.objects.filter(account_id=account_id, created_at__gte=cutoff).aggregate(
         since_cutoff=Sum("amount", default=0),
-        debits_before_at=Sum("amount", filter=Q(created_at__lt=at, amount__gt=0), default=0),
+        debits_before_at=Sum("amount", filter=Q(created_at__lte=at, amount__gt=0), default=0),
     )
     settled = _balance(account_id) - recent["since_cutoff"]  # entries older than the hold
     return -(settled + recent["debits_before_at"])
@@ -89,3 +91,146 @@ def wallet_balance(customer, currency: str) -> int:
         .first()
     )
     return -_balance(account_id)
+
+
+# --- balances per currency, statements, platform revenue (issue 6) ----------------------------
+
+
+def organization_balances(organization: Organization, at: datetime) -> list[dict]:
+    """Per currency the merchant has a balance account in: ``balance`` (what the platform
+    owes), ``available`` (older than the payout hold, see ``available_balance``),
+    ``pending`` (the rest) and ``in_transit`` (paid out, not arrived yet). One query for the
+    accounts and their running balances, then one hold-window scan per currency."""
+    accounts = (
+        LedgerAccount.objects.filter(
+            organization=organization,
+            customer__isnull=True,
+            kind__in=[Kind.MERCHANT_BALANCE, Kind.MERCHANT_PAYOUTS_IN_TRANSIT],
+        )
+        .select_related("running_balance")
+        .order_by("currency", "kind")
+    )
+    owed: dict[str, int] = {}
+    in_transit: dict[str, int] = {}
+    for account in accounts:
+        running = getattr(account, "running_balance", None)
+        amount = -(running.balance if running is not None else _sum(account.pk))
+        (owed if account.kind == Kind.MERCHANT_BALANCE else in_transit)[account.currency] = amount
+    rows = []
+    for currency in sorted(owed):
+        balance = owed[currency]
+        available = available_balance(organization, currency, at)
+        rows.append(
+            {
+                "currency": currency,
+                "balance": balance,
+                "available": available,
+                "pending": balance - available,
+                "in_transit": in_transit.get(currency, 0),
+            }
+        )
+    return rows
+
+
+def platform_revenue_since(since: datetime) -> dict[str, int]:
+    """Platform fees earned since ``since`` per currency (credits of the platform revenue
+    accounts): an index-only range scan of ``ledger_entry_balance_idx`` per account."""
+    accounts = dict(
+        LedgerAccount.objects.filter(
+            kind=Kind.PLATFORM_REVENUE, organization__isnull=True, customer__isnull=True
+        ).values_list("pk", "currency")
+    )
+    if not accounts:
+        return {}
+    rows = (
+        LedgerEntry.objects.filter(account_id__in=list(accounts), created_at__gte=since, amount__lt=0)
+        .order_by()
+        .values("account_id")
+        .annotate(total=Sum("amount"))
+    )
+    totals: dict[str, int] = {}
+    for row in rows:
+        currency = accounts[row["account_id"]]
+        totals[currency] = totals.get(currency, 0) - int(row["total"])
+    return {currency: total for currency, total in totals.items() if total}
+
+
+@dataclass
+class Statement:
+    """A merchant's balance account over ``[start, end)``: amounts as the merchant sees them
+    (positive: the balance goes up)."""
+
+    organization: Organization
+    currency: str
+    start: datetime
+    end: datetime
+    account_id: object | None
+    opening: int
+    closing: int
+    count: int
+    totals: dict[str, int]  # per transaction type
+
+    def lines(self, limit: int | None = None) -> Iterator["StatementLine"]:
+        """The entries of the range, oldest first, with their running balance. Streams
+        (server-side cursor), so a year of entries never sits in memory at once."""
+        if self.account_id is None:
+            return
+        entries = (
+            LedgerEntry.objects.filter(
+                account_id=self.account_id, created_at__gte=self.start, created_at__lt=self.end
+            )
+            .select_related("transaction", "transaction__order")
+            .order_by("created_at", "id")
+        )
+        if limit is not None:
+            entries = entries[:limit]
+        running = self.opening
+        for entry in entries.iterator(chunk_size=2000):
+            amount = -entry.amount
+            running += amount
+            yield StatementLine(entry=entry, amount=amount, balance=running)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    entry: LedgerEntry
+    amount: int
+    balance: int
+
+    @property
+    def transaction(self):
+        return self.entry.transaction
+
+
+def merchant_statement(
+    organization: Organization, currency: str, start: datetime, end: datetime
+) -> Statement:
+    """Opening balance at ``start``, the totals of ``[start, end)`` per transaction type and
+    the closing balance at ``end``. The opening balance is the running balance less
+    everything since ``start`` (a short index range for recent statements)."""
+    account_id = _account_id(Kind.MERCHANT_BALANCE, currency, organization)
+    if account_id is None:
+        return Statement(organization, currency, start, end, None, 0, 0, 0, {})
+    since_start = LedgerEntry.objects.filter(account_id=account_id, created_at__gte=start).aggregate(
+        total=Sum("amount", default=0)
+    )["total"]
+    opening = -(_balance(account_id) - int(since_start))
+    rows = (
+        LedgerEntry.objects.filter(account_id=account_id, created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .values("transaction__type")
+        .annotate(total=Sum("amount"), n=Count("id"))
+    )
+    totals = {row["transaction__type"]: -int(row["total"]) for row in rows}
+    count = sum(row["n"] for row in rows)
+    return Statement(
+        organization=organization,
+        currency=currency,
+        start=start,
+        end=end,
+        account_id=account_id,
+        opening=opening,
+        closing=opening + sum(totals.values()),
+        count=count,
+        totals=dict(sorted(totals.items())),
+    )

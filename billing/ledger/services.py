@@ -143,7 +143,8 @@ def order_paid_key(order: Order) -> str:
     return f"order:{order.pk}:paid"
 
 
-def _order_payment(order: Order) -> Payment | None:
+def order_settled_payment(order: Order) -> Payment | None:
+    """The succeeded payment that paid the order (its own reference, else its checkout's)."""
     payment = reference_settled_payment(order.reference)
     if payment is None and order.checkout_id is not None:
         payment = reference_settled_payment(f"checkout:{order.checkout_id}")
@@ -176,7 +177,7 @@ def ledger_post_order_paid(*, order: Order, at: datetime | None = None) -> Ledge
         idempotency_key=order_paid_key(order),
         entries=entries,
         order=order,
-        payment=_order_payment(order),
+        payment=order_settled_payment(order),
         description=f"Payment for {order}",
         at=at,
     )

@@ -22,11 +22,13 @@ from django.utils.http import urlencode
 
 from accounts.models import Customer
 from billing.catalog.models import Price
+from billing.disputes.backoffice import disputes_table
 from billing.money import format_amount, get_currency
 from billing.orders.models import Order
 from billing.orders.selectors import order_payments
 from billing.payments.admin import PAYMENT_TONES
 from billing.payments.models import Payment
+from billing.refunds.backoffice import RefundOrder, refunds_table
 from core import clock
 from core.admin import ReadOnlyAdmin
 from core.backoffice.actions import ModalAction, ModalActionsMixin
@@ -255,7 +257,7 @@ class RetryPayment(ModalAction):
 @admin.register(Order)
 class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
     change_form_template = BILLING_CSS
-    modal_actions = [RetryPayment]
+    modal_actions = [RetryPayment, RefundOrder]
     list_display = (
         "created",
         "invoice",
@@ -296,6 +298,8 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
         ("Amounts", {"fields": ("amounts",)}),
         ("Items", {"fields": ("items_table",)}),
         ("Payments", {"fields": ("payments",)}),
+        ("Refunds", {"fields": ("refunds",)}),
+        ("Disputes", {"fields": ("disputes",)}),
         (
             "Came from",
             {"fields": ("checkout", "subscription", "product", "discount", "period")},
@@ -407,6 +411,14 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
     @admin.display(description="payments")
     def payments(self, order: Order):
         return payments_table(order_payments(order).order_by("created_at", "attempt"))
+
+    @admin.display(description="refunds")
+    def refunds(self, order: Order):
+        return refunds_table(order)
+
+    @admin.display(description="disputes")
+    def disputes(self, order: Order):
+        return disputes_table(order)
 
     @admin.display(description="billing address")
     def billing_address_pretty(self, order: Order):

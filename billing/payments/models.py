@@ -76,6 +76,14 @@ class Payment(BaseModel):
         indexes = [
             models.Index(fields=["organization", "-created_at"], name="payment_org_created_idx"),
             models.Index(fields=["organization", "status"], name="payment_org_status_idx"),
+            # The processor-fee sweeper (billing.ledger.fees): succeeded Stripe payments whose
+            # fee is not read yet, least recently tried first. Tiny: fees are read within minutes.
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status="succeeded", processor="stripe", fee__isnull=True)
+                & ~Q(processor_charge_id=""),
+                name="payment_fee_pending_idx",
+            ),
         ]
 
     def __str__(self) -> str:

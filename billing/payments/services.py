@@ -127,6 +127,8 @@ def payment_apply_snapshot(
             if status == S.SUCCEEDED:
                 payment.succeeded_at = clock.now()
                 changed.add("succeeded_at")
+                if payment.processor == Payment.Processor.STRIPE:
+                    _enqueue_fee_record_on_commit(payment.pk)
             elif status == S.FAILED:
                 payment.failed_at = clock.now()
                 changed.add("failed_at")
@@ -138,6 +140,19 @@ def payment_apply_snapshot(
     if changed:
         payment.save(update_fields=[*changed, "updated_at"])
     return payment
+
+
+def _enqueue_fee_record_on_commit(payment_id) -> None:
+    """Read the processor's fee of a succeeded payment after commit (billing.ledger.fees);
+    a lost message or a broker hiccup is caught up by the fee sweeper, so it never fails
+    the commit (robust)."""
+
+    def enqueue() -> None:
+        from billing.ledger.tasks import record_payment_fee
+
+        record_payment_fee.delay(str(payment_id))
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _next_attempt(reference: str) -> int:

@@ -5,3 +5,6 @@ class RefundsConfig(AppConfig):
     name = "billing.refunds"
     label = "refunds"
     verbose_name = "Refunds"
+
+    def ready(self) -> None:
+        from billing.refunds import receivers  # noqa: F401  (registers the refund.* receivers)

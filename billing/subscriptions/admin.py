@@ -238,9 +238,9 @@ def change_preview_context(plan: ChangePlan) -> dict:
     sub, currency = plan.subscription, plan.subscription.currency
     product = plan.price.product
     invoice = plan.invoice
-    carry = invoice.carry.amount if invoice is not None and invoice.carry is not None else 0
     due_now = invoice.order.total if invoice is not None else 0
-    next_order = plan.next_order_adjustment + carry
+    next_order = plan.next_order_adjustment
+    balance_credit = invoice.wallet_credit if invoice is not None else 0
     invoice_rows = []
     if invoice is not None:
         order = invoice.order
@@ -249,6 +249,10 @@ def change_preview_context(plan: ChangePlan) -> dict:
             ("Tax", f"{format_amount(order.tax, currency)} ({tax_rate_label(order.tax_rate_bps)}"
              f"{', included' if order.tax_inclusive else ''}{', reverse charge' if order.reverse_charge else ''})"),
         ]  # fmt: skip
+        if balance_credit:
+            invoice_rows.append(
+                ("Credited to the customer's balance (tax included)", format_amount(balance_credit, currency))
+            )
     return {
         "behavior": plan.behavior,
         "behavior_label": ProrationBehavior(plan.behavior).label,
@@ -275,6 +279,7 @@ def change_preview_context(plan: ChangePlan) -> dict:
         "amount_due_now": due_now,
         "amount_due_now_display": format_amount(due_now, currency),
         "next_order_adjustment": next_order,
+        "balance_credit": balance_credit,
         "next_order_adjustment_display": format_amount(next_order, currency),
     }
 
@@ -386,6 +391,23 @@ class RevokeForm(forms.Form):
     reason = forms.CharField(
         max_length=5000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the audit log."
     )
+    credit = forms.BooleanField(
+        required=False,
+        label="Credit the unused time to the customer's balance",
+        help_text="The unused part of the paid current period, prorated to the second when you confirm; "
+        "it pays the customer's next orders.",
+    )
+
+    def __init__(self, *args, credit_display: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        if credit_display:
+            self.fields[
+                "credit"
+            ].label = f"Credit the unused time to the customer's balance ({credit_display})"
+        else:
+            self.fields[
+                "credit"
+            ].help_text = "Nothing was paid for the current period: there is nothing to credit."
 
 
 class RevokeNow(ModalAction):
@@ -394,7 +416,7 @@ class RevokeNow(ModalAction):
     title = "End the subscription now"
     description = (
         "Ends the subscription at once: benefits are revoked now, unpaid orders are voided and dunning "
-        "stops. Nothing is refunded."
+        "stops. Nothing is refunded to the card; the unused time may be credited to the customer's balance."
     )
     permission = REVOKE
     form_class = RevokeForm
@@ -405,9 +427,20 @@ class RevokeNow(ModalAction):
     def is_available(self, request, obj: Subscription) -> bool:
         return obj.status != Subscription.Status.CANCELED
 
+    def _credit_display(self, obj: Subscription) -> str:
+        amount, tax = services.subscription_revoke_preview(subscription=obj)
+        if amount <= 0:
+            return ""
+        tax_note = f", of which tax {format_amount(tax, obj.currency)}" if tax else ""
+        return f"{format_amount(amount, obj.currency)}{tax_note}"
+
+    def get_form_kwargs(self, request, obj: Subscription):
+        return {"credit_display": self._credit_display(obj)}
+
     def get_facts(self, request, obj: Subscription):
         unpaid = obj.orders.filter(status=Order.Status.PENDING).count()
-        return [*_basic_facts(obj), ("Unpaid orders voided", unpaid)]
+        credit = self._credit_display(obj) or "nothing (no paid time left in the period)"
+        return [*_basic_facts(obj), ("Unpaid orders voided", unpaid), ("Unused time worth", credit)]
 
     def perform(self, request, obj, form):
         return services.subscription_revoke(subscription=obj, actor=request.user, **form.cleaned_data)

@@ -136,6 +136,22 @@ class SubscriptionRevokeSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=5000, required=False, allow_blank=True, help_text="Why it ends now (kept on record)."
     )
+    credit = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Credit the unused part of the paid current period, prorated to the second, to the "
+        "customer's balance (wallet), which pays their next orders. See `revoke/preview`.",
+    )
+
+
+class SubscriptionRevokePreviewSerializer(serializers.Serializer):
+    subscription_id = serializers.UUIDField()
+    currency = serializers.CharField()
+    credit_amount = serializers.IntegerField(
+        help_text="What `revoke` with `credit` would credit to the customer's balance now, tax "
+        f"included: the unused part of what was paid for the current period. {AMOUNT_HELP}"
+    )
+    credit_tax = serializers.IntegerField(help_text="The tax inside `credit_amount`.")
 
 
 class SubscriptionTrialExtendSerializer(serializers.Serializer):
@@ -196,8 +212,12 @@ class SubscriptionChangePreviewSerializer(serializers.Serializer):
         help_text="What is charged at once: the invoice's total for `invoice`, otherwise 0."
     )
     next_order_adjustment = serializers.IntegerField(
-        help_text="What the next order gains (or, negative, loses): the proration lines for `prorate`, "
-        "a credit beyond the invoice's charges for `invoice`."
+        help_text="What the next order gains (or, negative, loses): the proration lines for `prorate`."
+    )
+    balance_credit = serializers.IntegerField(
+        help_text="For `invoice`: a credit beyond the invoice's charges (a downgrade), tax included, "
+        "that goes to the customer's balance (wallet) and pays their next orders. "
+        f"{AMOUNT_HELP}"
     )
     invoice = InvoicePreviewSerializer(
         allow_null=True, help_text="For `invoice`: the order billed now. Null otherwise."
@@ -207,7 +227,6 @@ class SubscriptionChangePreviewSerializer(serializers.Serializer):
 def change_preview_data(plan: ChangePlan) -> dict:
     """A ``ChangePlan`` as the preview's response body."""
     invoice = plan.invoice
-    carry = invoice.carry.amount if invoice is not None and invoice.carry is not None else 0
     data = {
         "subscription_id": plan.subscription.pk,
         "proration_behavior": plan.behavior,
@@ -219,7 +238,8 @@ def change_preview_data(plan: ChangePlan) -> dict:
         "amount": plan.amount,
         "lines": plan.entries,
         "amount_due_now": invoice.order.total if invoice is not None else 0,
-        "next_order_adjustment": plan.next_order_adjustment + carry,
+        "next_order_adjustment": plan.next_order_adjustment,
+        "balance_credit": invoice.wallet_credit if invoice is not None else 0,
         "invoice": None,
     }
     if invoice is not None:
@@ -349,7 +369,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         request=SubscriptionRevokeSerializer,
         responses=SubscriptionSerializer,
         description="End the subscription now: benefits are revoked at once, unpaid orders are voided "
-        "and dunning stops. Nothing is refunded.",
+        "and dunning stops. Nothing is refunded to the card; with `credit`, the unused time of the "
+        "paid current period goes to the customer's balance.",
         **WRITE,
     )
     @action(detail=True, methods=["post"])
@@ -357,6 +378,26 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         subscription = self.get_object()
         body = self._body(SubscriptionRevokeSerializer)
         return self._answer(services.subscription_revoke(subscription=subscription, **body))
+
+    @extend_schema(
+        operation_id="subscriptions_revoke_preview",
+        responses=SubscriptionRevokePreviewSerializer,
+        description="The credit `revoke` with `credit` would give the customer's balance now. Writes nothing.",
+    )
+    @action(detail=True, methods=["get"], url_path="revoke/preview")
+    def revoke_preview(self, request, pk=None):
+        subscription = self.get_object()
+        amount, tax = services.subscription_revoke_preview(subscription=subscription)
+        return Response(
+            SubscriptionRevokePreviewSerializer(
+                {
+                    "subscription_id": subscription.pk,
+                    "currency": subscription.currency,
+                    "credit_amount": amount,
+                    "credit_tax": tax,
+                }
+            ).data
+        )
 
     @extend_schema(
         operation_id="subscriptions_pause",

@@ -1,16 +1,22 @@
 """Turning a subscription's pending billing entries into an order: amounts, discount, tax.
 
 Shared by renewals (in batches), immediate change invoices and resumes, so every order a
-subscription produces is computed one way."""
+subscription produces is computed one way. A credit beyond the charges (a downgrade) goes
+to the customer's wallet, tax included, as Stripe moves a negative invoice total to the
+customer balance; the wallet then pays the next orders (``billing.ledger.wallet``)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from billing.catalog.pricing import discount_amount as discount_amount_for
+from billing.ledger.postings import ledger_post_wallet_credit
+from billing.ledger.services import ledger_post_order_paid
 from billing.orders.models import Order, OrderItem
-from billing.orders.services import platform_fee_for
+from billing.orders.services import invoice_number_assign, platform_fee_for
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.tax import TaxQuery, get_tax_engine
+
+CREDIT_LABEL = "Credited to the customer's balance"
 
 
 @dataclass
@@ -18,7 +24,10 @@ class DraftOrder:
     order: Order
     items: list[OrderItem]
     entries: list[BillingEntry]  # consumed by the order
-    carry: BillingEntry | None  # credit left over for the next order
+    # A credit beyond the charges, for the customer's wallet: the amount credited (tax
+    # included) and the tax it gives back. Posted when the order is saved.
+    wallet_credit: int = 0
+    wallet_credit_tax: int = 0
 
 
 def _tax(subscription: Subscription, net: int) -> tuple[int, int, bool, bool]:
@@ -51,10 +60,11 @@ def draft_order(
     period_end: datetime | None,
     apply_discount: bool,
 ) -> DraftOrder:
-    """An unsaved order (with items) for these entries. Credits beyond the charges are
-    carried to the next order as a new entry, so no order total is negative."""
+    """An unsaved order (with items) for these entries. Credits beyond the charges go to the
+    customer's wallet with the tax they give back (computed like the order's own tax), so
+    no order total is negative. Writes nothing: see ``draft_order_saved``."""
     subtotal = sum(entry.amount for entry in entries)
-    carry = None
+    wallet_credit = wallet_credit_tax = 0
     items = [
         OrderItem(
             label=entry.label,
@@ -68,15 +78,11 @@ def draft_order(
         for entry in entries
     ]
     if subtotal < 0:
-        carry = BillingEntry(
-            organization_id=subscription.organization_id,
-            subscription=subscription,
-            kind=BillingEntry.Kind.PRORATION_CREDIT,
-            label="Credit carried over from the previous order",
-            amount=subtotal,
-            currency=subscription.currency,
-        )
-        items.append(OrderItem(label="Credit carried to the next order", amount=-subtotal))
+        credit = -subtotal
+        credit_tax, _, credit_inclusive, _ = _tax(subscription, credit)
+        wallet_credit = credit if credit_inclusive else credit + credit_tax
+        wallet_credit_tax = credit_tax
+        items.append(OrderItem(label=CREDIT_LABEL, amount=credit))
         subtotal = 0
     discount = 0
     if apply_discount and subscription.discount is not None:
@@ -92,7 +98,7 @@ def draft_order(
     total = net if inclusive else net + tax
     customer = subscription.customer
     order = Order(
-        organization_id=subscription.organization_id,
+        organization=subscription.organization,
         customer=customer,
         status=Order.Status.PENDING,
         billing_reason=billing_reason,
@@ -118,4 +124,41 @@ def draft_order(
     )
     for item in items:
         item.order = order
-    return DraftOrder(order=order, items=items, entries=entries, carry=carry)
+    return DraftOrder(
+        order=order,
+        items=items,
+        entries=entries,
+        wallet_credit=wallet_credit,
+        wallet_credit_tax=wallet_credit_tax,
+    )
+
+
+def draft_order_settle(draft: DraftOrder, now: datetime) -> bool:
+    """Before the order is written: an order with nothing left to collect (a zero total,
+    or a total the wallet covers) is paid at once and numbered in this transaction.
+    Apply the wallet first (``billing.ledger.wallet.wallet_apply``)."""
+    order = draft.order
+    if order.due > 0 or order.total < 0:
+        return False
+    order.status, order.paid_at = Order.Status.PAID, now
+    order.next_payment_attempt_at = None
+    order.invoice_number = invoice_number_assign(organization=order.organization)
+    return True
+
+
+def draft_order_saved(draft: DraftOrder) -> None:
+    """After the order is written, in the same transaction: the ledger postings of an order
+    paid at once (from the wallet) and of a credit moved to the customer's wallet."""
+    order = draft.order
+    if order.status == Order.Status.PAID:
+        ledger_post_order_paid(order=order)
+    if draft.wallet_credit > 0:
+        ledger_post_wallet_credit(
+            customer=order.customer,
+            amount=draft.wallet_credit,
+            currency=order.currency,
+            tax_amount=draft.wallet_credit_tax,
+            idempotency_key=f"order:{order.pk}:credit",
+            description=f"Credit from {order} moved to the customer's balance",
+            order=order,
+        )

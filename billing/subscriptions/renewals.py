@@ -20,9 +20,9 @@ from django.db import connection, transaction
 from accounts.models import Customer, Organization
 from billing.catalog.models import Discount, Price, Product
 from billing.catalog.pricing import price_subtotal
+from billing.ledger.wallet import wallet_apply, wallet_funded_customers, wallet_lock_available
 from billing.orders.models import BillingReason, Order
-from billing.orders.services import invoice_number_assign
-from billing.subscriptions.billing import DraftOrder, draft_order
+from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import period_end_after
 from core import clock
@@ -181,12 +181,23 @@ def _write_back(subscriptions: list[Subscription], now: datetime) -> None:
         )
 
 
-def _save(drafts: list[DraftOrder], subscriptions: list[Subscription], now: datetime) -> list[UUID]:
+def _apply_wallets(drafts: list[DraftOrder]) -> None:
+    """Let customers' wallets pay their orders: one query per chunk finds the customers whose
+    wallet holds money; only those are locked and read (in the chunk's transaction)."""
+    funded = wallet_funded_customers(d.order.customer_id for d in drafts if d.order.total > 0)
+    if not funded:
+        return
+    available = wallet_lock_available(funded)
     for draft in drafts:
-        if draft.order.total <= 0:  # nothing to collect: paid at once, numbered in this transaction
-            draft.order.status = Order.Status.PAID
-            draft.order.paid_at = now
-            draft.order.invoice_number = invoice_number_assign(organization=draft.order.organization)
+        key = (draft.order.customer_id, draft.order.currency)
+        if available.get(key, 0) > 0:
+            available[key] -= wallet_apply(order=draft.order, available=available[key])
+
+
+def _save(drafts: list[DraftOrder], subscriptions: list[Subscription], now: datetime) -> list[UUID]:
+    _apply_wallets(drafts)
+    for draft in drafts:
+        draft_order_settle(draft, now)  # nothing to collect: paid at once, numbered here
     copy_insert([d.order for d in drafts])
     copy_insert([item for d in drafts for item in d.items])
     new_entries, consumed = [], defaultdict(list)
@@ -197,9 +208,12 @@ def _save(drafts: list[DraftOrder], subscriptions: list[Subscription], now: date
                 new_entries.append(entry)
             else:
                 consumed[d.order.pk].append(entry.pk)
-    copy_insert(new_entries + [d.carry for d in drafts if d.carry])
+    copy_insert(new_entries)
     for order_id, entry_ids in consumed.items():
         BillingEntry.objects.filter(pk__in=entry_ids).update(order_id=order_id)
+    for draft in drafts:
+        if draft.wallet_credit or (draft.order.status == Order.Status.PAID and draft.order.total > 0):
+            draft_order_saved(draft)  # ledger postings: wallet-paid orders, credits to wallets
     _write_back(subscriptions, now)
     return [d.order.pk for d in drafts if d.order.status == Order.Status.PENDING]
 

@@ -8,11 +8,20 @@ from django.db import transaction
 from accounts.models import ProrationBehavior
 from billing.catalog.models import Discount
 from billing.checkout.models import Checkout
+from billing.ledger.postings import ledger_post_wallet_credit, tax_share
+from billing.ledger.services import PAID_STATUSES
+from billing.ledger.wallet import wallet_apply
+from billing.money import multiply
 from billing.orders.models import BillingReason, Order, OrderItem
-from billing.orders.services import invoice_number_assign
 from billing.payments.models import Payment
-from billing.subscriptions.billing import DraftOrder, draft_order
-from billing.subscriptions.changes import CHANGEABLE, ChangePlan, change_plan, check_changeable
+from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
+from billing.subscriptions.changes import (
+    CHANGEABLE,
+    ChangePlan,
+    change_plan,
+    check_changeable,
+    proration_fraction,
+)
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import boundary, months_per_period
 from core import clock
@@ -151,15 +160,18 @@ def subscription_change(
 
 
 def _save_invoice(draft: DraftOrder) -> Order:
+    """Write an order billed now (a change invoice, a resume): the customer's wallet pays
+    what it can; an order left with nothing due is paid at once; a credit beyond the
+    charges goes to the wallet. All in the caller's transaction."""
     order = draft.order
-    if order.total <= 0:
-        order.status, order.paid_at = Order.Status.PAID, clock.now()
-        order.invoice_number = invoice_number_assign(organization=order.organization)
+    wallet_apply(order=order)
+    draft_order_settle(draft, clock.now())
     order.save()
     OrderItem.objects.bulk_create(draft.items)
     for entry in draft.entries:
         entry.order = order
-    BillingEntry.objects.bulk_create([*draft.entries, *([draft.carry] if draft.carry else [])])
+    BillingEntry.objects.bulk_create(draft.entries)
+    draft_order_saved(draft)
     return order
 
 
@@ -203,13 +215,56 @@ def subscription_uncancel(*, subscription: Subscription, actor=None) -> Subscrip
     return subscription
 
 
+def revoke_credit(subscription: Subscription, at: datetime) -> tuple[int, int]:
+    """What revoking at ``at`` with ``credit`` gives back to the customer's wallet, as
+    (amount, tax inside it): the unused part r = (end - at) / (end - start) of what was paid
+    for the current period (its paid orders, less what was refunded), rounded half-up.
+    Nothing for a trial, an unpaid period or an ended subscription."""
+    if subscription.status == Subscription.Status.CANCELED:
+        return 0, 0
+    r = proration_fraction(subscription, at)
+    if r <= 0:
+        return 0, 0
+    paid = tax = 0
+    for order in Order.objects.filter(
+        subscription=subscription,
+        period_start=subscription.current_period_start,
+        status__in=PAID_STATUSES,
+        total__gt=0,
+    ):
+        paid += order.total - order.refunded_amount
+        tax += order.tax - tax_share(order, before=0, after=order.refunded_amount)
+    if paid <= 0:
+        return 0, 0
+    return multiply(paid, r), multiply(max(tax, 0), r)
+
+
+def subscription_revoke_preview(*, subscription: Subscription) -> tuple[int, int]:
+    """What ``subscription_revoke(credit=True)`` would credit now: (amount, tax). Writes nothing."""
+    return revoke_credit(subscription, clock.now())
+
+
 @transaction.atomic
-def subscription_revoke(*, subscription: Subscription, reason: str = "", actor=None) -> Subscription:
-    """End now: benefits go at once, unpaid orders are voided and dunning stops."""
+def subscription_revoke(
+    *, subscription: Subscription, reason: str = "", credit: bool = False, actor=None
+) -> Subscription:
+    """End now: benefits go at once, unpaid orders are voided and dunning stops. With
+    ``credit``, the unused part of the paid current period goes to the customer's wallet
+    (``revoke_credit``)."""
     subscription = _lock(subscription)
     if subscription.status in (Subscription.Status.CANCELED,):
         raise Conflict("The subscription has already ended.", code="subscription_ended")
     now = clock.now()
+    credited, credited_tax = revoke_credit(subscription, now) if credit else (0, 0)
+    if credited > 0:
+        ledger_post_wallet_credit(
+            customer=subscription.customer,
+            amount=credited,
+            currency=subscription.currency,
+            tax_amount=credited_tax,
+            idempotency_key=f"subscription:{subscription.pk}:revoke_credit",
+            description=f"Unused time of {subscription.product.name} credited on revocation",
+        )
     subscription.status = Subscription.Status.CANCELED
     subscription.canceled_at = subscription.canceled_at or now
     subscription.ended_at = now
@@ -220,7 +275,9 @@ def subscription_revoke(*, subscription: Subscription, reason: str = "", actor=N
     Order.objects.filter(subscription=subscription, status=Order.Status.PENDING).update(
         status=Order.Status.VOID, next_payment_attempt_at=None
     )
-    _audit(actor, "subscription.revoke", subscription, reason=reason)
+    _audit(
+        actor, "subscription.revoke", subscription, reason=reason, credit=credited, credit_tax=credited_tax
+    )
     return subscription
 
 
@@ -278,7 +335,13 @@ def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subs
             )
             new_entries = [e for e in draft.entries if e._state.adding]
             order = _save_invoice(
-                DraftOrder(order=draft.order, items=draft.items, entries=new_entries, carry=draft.carry)
+                DraftOrder(
+                    order=draft.order,
+                    items=draft.items,
+                    entries=new_entries,
+                    wallet_credit=draft.wallet_credit,
+                    wallet_credit_tax=draft.wallet_credit_tax,
+                )
             )
             BillingEntry.objects.filter(pk__in=[e.pk for e in entries]).update(order=order)
         else:

@@ -80,6 +80,8 @@ def org_form(org: Organization, **changes) -> dict:
         "payment_processor": org.payment_processor,
         "dunning_schedule": ",".join(str(d) for d in org.dunning_schedule),
         "benefit_grace_days": org.benefit_grace_days,
+        "dispute_fee": org.dispute_fee,
+        **({"dispute_revokes_access": "on"} if org.dispute_revokes_access else {}),
         **management_form("memberships", total=org.memberships.count(), initial=org.memberships.count()),
     }
     for i, membership in enumerate(org.memberships.all()):
@@ -132,6 +134,7 @@ def test_organization_add_with_a_member(backoffice, operator):
         "payment_processor": "stripe",
         "dunning_schedule": "2,5,7,7",
         "benefit_grace_days": "3",
+        "dispute_fee": "1500",
         **management_form("memberships", total=1),
         "memberships-0-user": member.pk,
         "memberships-0-role": "owner",

@@ -116,7 +116,7 @@ def test_an_ended_subscription_has_no_actions(backoffice, basic):
         ("change_plan", "basic", ["price_id", "seats", "proration_behavior"]),
         ("cancel", "basic", ["reason", "comment"]),
         ("uncancel", "canceling", []),
-        ("revoke", "basic", ["reason"]),
+        ("revoke", "basic", ["reason", "credit"]),
         ("pause", "basic", []),
         ("resume", "pausing", []),
         ("extend_trial", "trialing", ["trial_end"]),

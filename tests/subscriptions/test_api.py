@@ -8,6 +8,7 @@ import time_machine
 from rest_framework.test import APIClient
 
 from accounts.models import Customer, Organization
+from billing.ledger.selectors import wallet_balance
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.subscriptions import renewals
@@ -113,15 +114,25 @@ def test_next_period_preview_takes_effect_at_renewal(api, basic, plans):
     assert (body["lines"], body["amount_due_now"], body["next_order_adjustment"]) == ([], 0, 0)
 
 
-def test_downgrade_invoiced_now_carries_the_credit_to_the_next_order(api, manual_org, plans):
+def test_downgrade_invoiced_now_credits_the_customers_balance(api, manual_org, plans):
     pro = subscribe(manual_org, plans["pro"])
-    body = api.post(
-        url(pro, "change/preview"),
-        {"price_id": str(price_of(plans["basic"]).pk), "proration_behavior": "invoice"},
-        format="json",
-    ).json()
+    body = {"price_id": str(price_of(plans["basic"]).pk), "proration_behavior": "invoice"}
+    preview = api.post(url(pro, "change/preview"), body, format="json").json()
 
-    assert (body["amount_due_now"], body["next_order_adjustment"]) == (0, -4000)
+    assert (preview["amount_due_now"], preview["next_order_adjustment"], preview["balance_credit"]) == (
+        0, 0, 4000,
+    )  # fmt: skip
+    order = api.post(url(pro, "change"), body, format="json").json()["order"]
+    assert (order["status"], order["total"], order["applied_balance"]) == ("paid", 0, 0)
+    assert not BillingEntry.objects.filter(subscription=pro, order__isnull=True).exists()
+    assert wallet_balance(pro.customer, "usd") == 4000  # the credit waits in the wallet
+
+    with time_machine.travel(pro.current_period_end, tick=False):
+        renewals.renewals_run()
+        assert renewals.renewals_run().cycled == 0  # convergence
+    renewal = Order.objects.get(subscription=pro, billing_reason="subscription_cycle")
+    assert (renewal.total, renewal.applied_balance, renewal.due, renewal.status) == (3000, 3000, 0, "paid")
+    assert wallet_balance(pro.customer, "usd") == 1000
 
 
 def test_preview_defaults_to_the_organization_proration(api, manual_org, basic, plans):

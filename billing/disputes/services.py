@@ -1,0 +1,274 @@
+"""Disputes: mirrored from ``charge.dispute.*`` snapshots, whatever order they arrive in.
+
+``dispute_apply_snapshot`` is the only writer. It upserts the dispute by its processor id
+under a row lock and applies, exactly once each, whatever the snapshot proves happened:
+
+- the status, reason, amount and evidence due date follow the newest snapshot
+  (``processor_state_at``); a closed dispute stays closed;
+- funds withdrawn (the ``funds_withdrawn`` event, or a chargeback snapshot whose balance
+  transactions hold a withdrawal): the disputed amount leaves the merchant's balance and
+  tax payable in proportion, and the organization's dispute fee is charged
+  (``postings.ledger_post_dispute``);
+- funds reinstated (the ``funds_reinstated`` event, or a dispute won after a withdrawal):
+  the amount comes back, the fee stays (``postings.ledger_post_dispute_reversal``);
+- a new chargeback (not an inquiry) with ``organization.dispute_revokes_access``: the
+  order's subscription ends now and each ``DISPUTE_BENEFIT_REVOCATION_HOOKS`` runs.
+
+Each step is guarded by a timestamp on the dispute row (``funds_withdrawn_at``,
+``funds_reinstated_at``, ``access_revoked_at``) and each posting by its idempotency key,
+so duplicates, replays, concurrent deliveries and out-of-order events converge.
+Inquiries (``warning_*``) never move money.
+"""
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from billing.disputes.models import Dispute
+from billing.ledger import postings
+from billing.orders.models import Order
+from billing.payments.models import Payment
+from billing.payments.services import payment_find, reference_id
+from core import clock
+from core.errors import Conflict, InvalidInput
+
+logger = logging.getLogger("recur.disputes")
+
+S = Dispute.Status
+WARNING = frozenset({S.WARNING_NEEDS_RESPONSE, S.WARNING_UNDER_REVIEW, S.WARNING_CLOSED})
+CLOSED = frozenset(Dispute.CLOSED)
+# Ties within one second of processor time go to the status further along.
+RANK = {
+    S.WARNING_NEEDS_RESPONSE: 0,
+    S.NEEDS_RESPONSE: 0,
+    S.WARNING_UNDER_REVIEW: 1,
+    S.UNDER_REVIEW: 1,
+    S.WARNING_CLOSED: 2,
+    S.WON: 2,
+    S.LOST: 2,
+    S.PREVENTED: 2,
+}
+FUNDS_WITHDRAWN_EVENT = "charge.dispute.funds_withdrawn"
+FUNDS_REINSTATED_EVENT = "charge.dispute.funds_reinstated"
+
+# Called with order= and dispute= once, when a new chargeback revokes access (benefits
+# register here when they exist). Runs inside the dispute's transaction.
+DISPUTE_BENEFIT_REVOCATION_HOOKS: list[Callable[..., object]] = []
+
+
+def _id(value) -> str:
+    """Stripe sends a related object as an id or, expanded, as an object."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _timestamp(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _int(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"The dispute's {field} must be an integer, got {value!r}.", field=field)
+    return value
+
+
+def _balance_amounts(payload: dict) -> list[int]:
+    amounts = []
+    for entry in payload.get("balance_transactions") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("amount"), int):
+            amounts.append(entry["amount"])
+    return amounts
+
+
+def dispute_order(payment: Payment) -> Order | None:
+    """The order a disputed payment paid: ``order:<id>``, or the order of ``checkout:<id>``."""
+    order_id = reference_id(payment, "order")
+    if order_id is not None:
+        return Order.objects.filter(pk=order_id).first()
+    checkout_id = reference_id(payment, "checkout")
+    if checkout_id is not None:
+        return Order.objects.filter(checkout_id=checkout_id).first()
+    return None
+
+
+def _lock_or_create(
+    processor_dispute_id: str, payment: Payment, facts: dict[str, Any]
+) -> tuple[Dispute, bool]:
+    dispute = Dispute.objects.select_for_update().filter(processor_dispute_id=processor_dispute_id).first()
+    if dispute is not None:
+        return dispute, False
+    order = dispute_order(payment)
+    try:
+        with transaction.atomic():
+            dispute = Dispute.objects.create(
+                processor_dispute_id=processor_dispute_id,
+                organization_id=payment.organization_id,
+                payment=payment,
+                order=order,
+                customer_id=order.customer_id if order is not None else payment.customer_id,
+                **facts,
+            )
+        return dispute, True
+    except IntegrityError:
+        # A concurrent delivery about the same dispute inserted it first: work on theirs.
+        return Dispute.objects.select_for_update().get(processor_dispute_id=processor_dispute_id), False
+
+
+def _parse(payload: dict) -> dict[str, Any]:
+    status = str(payload.get("status") or "")
+    if status not in S.values:
+        raise InvalidInput(f"Unknown dispute status {status!r}.", field="status", code="invalid_status")
+    amount = _int(payload.get("amount"), "amount")
+    if amount <= 0:
+        raise InvalidInput("A dispute's amount must be positive.", field="amount")
+    currency = str(payload.get("currency") or "").lower()
+    if len(currency) != 3:
+        raise InvalidInput(f"Invalid dispute currency {currency!r}.", field="currency")
+    evidence = payload.get("evidence_details") or {}
+    return {
+        "status": status,
+        "reason": str(payload.get("reason") or "")[:50],
+        "amount": amount,
+        "currency": currency,
+        "processor_charge_id": _id(payload.get("charge"))[:255],
+        "evidence_due_by": _timestamp(evidence.get("due_by")) if isinstance(evidence, dict) else None,
+    }
+
+
+def _apply_state(dispute: Dispute, facts: dict[str, Any], payload: dict, observed_at: datetime) -> set[str]:
+    """Follow the snapshot if it is newer than the last one applied; closed stays closed."""
+    seen = dispute.processor_state_at
+    status = facts["status"]
+    newer = (
+        seen is None or observed_at > seen or (observed_at == seen and RANK[status] > RANK[dispute.status])
+    )
+    if not newer or (dispute.status in CLOSED and status not in CLOSED and seen is not None):
+        return set()
+    changed = {"processor_state_at", "snapshot"}
+    dispute.processor_state_at = observed_at
+    dispute.snapshot = payload
+    updates = {
+        "status": status,
+        "reason": facts["reason"] or dispute.reason,
+        "evidence_due_by": facts["evidence_due_by"] or dispute.evidence_due_by,
+        "processor_charge_id": facts["processor_charge_id"] or dispute.processor_charge_id,
+    }
+    if dispute.funds_withdrawn_at is None:  # the posted amount is what was withdrawn
+        updates["amount"], updates["currency"] = facts["amount"], facts["currency"]
+    for name, value in updates.items():
+        if getattr(dispute, name) != value:
+            setattr(dispute, name, value)
+            changed.add(name)
+    return changed
+
+
+def _withdraw(dispute: Dispute) -> None:
+    order = (
+        Order.objects.select_for_update().filter(pk=dispute.order_id).first() if dispute.order_id else None
+    )
+    if order is not None and order.currency == dispute.currency:
+        dispute.tax_amount = postings.tax_share(
+            order, before=order.refunded_amount, after=order.refunded_amount + dispute.amount
+        )
+    else:
+        dispute.tax_amount = 0
+    dispute.fee = dispute.organization.dispute_fee
+    dispute.funds_withdrawn_at = clock.now()
+    dispute.save(update_fields=["tax_amount", "fee", "funds_withdrawn_at", "updated_at"])
+    postings.ledger_post_dispute(dispute=dispute)
+    logger.info(
+        "dispute %s: %s %s withdrawn (tax %s, fee %s)",
+        dispute.processor_dispute_id,
+        dispute.amount,
+        dispute.currency,
+        dispute.tax_amount,
+        dispute.fee,
+    )
+
+
+def _reinstate(dispute: Dispute) -> None:
+    dispute.funds_reinstated_at = clock.now()
+    dispute.save(update_fields=["funds_reinstated_at", "updated_at"])
+    postings.ledger_post_dispute_reversal(dispute=dispute)
+
+
+def _revoke_access(dispute: Dispute) -> None:
+    dispute.access_revoked_at = clock.now()
+    dispute.save(update_fields=["access_revoked_at", "updated_at"])
+    logger.info("dispute %s: revoking the access the order gave", dispute.processor_dispute_id)
+    order = dispute.order
+    if order is None:
+        return
+    if order.subscription_id is not None:
+        from billing.subscriptions.models import Subscription
+        from billing.subscriptions.services import subscription_revoke
+
+        subscription = Subscription.objects.get(pk=order.subscription_id)
+        if subscription.status != Subscription.Status.CANCELED:
+            reason = f"Disputed payment ({dispute.reason or 'dispute'} {dispute.processor_dispute_id})"
+            with contextlib.suppress(Conflict):  # ended meanwhile: nothing left to revoke
+                subscription_revoke(subscription=subscription, reason=reason)
+    for hook in DISPUTE_BENEFIT_REVOCATION_HOOKS:
+        hook(order=order, dispute=dispute)
+
+
+@transaction.atomic
+def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: str = "") -> Dispute | None:
+    """Apply one processor snapshot of a dispute (``payload`` is the dispute object, ``event_type``
+    the event that carried it). Returns None, writing nothing, when the disputed charge is not
+    one of Recur's payments. Safe to call any number of times, concurrently, in any order."""
+    processor_dispute_id = _id(payload.get("id"))
+    if not processor_dispute_id:
+        raise InvalidInput("The dispute has no id.", field="id")
+    facts = _parse(payload)
+    payment = payment_find(
+        payment_intent_id=_id(payload.get("payment_intent")), charge_id=facts["processor_charge_id"]
+    )
+    if payment is None:
+        return None
+    dispute, created = _lock_or_create(processor_dispute_id, payment, {**facts, "snapshot": {}})
+    # A chargeback seen for the first time: a new dispute, or an inquiry that escalated.
+    was_chargeback = not created and (dispute.status not in WARNING or dispute.funds_withdrawn_at is not None)
+    changed = _apply_state(dispute, facts, payload, observed_at)
+    # Closed at the earliest snapshot that says so, whichever arrived first.
+    if facts["status"] in CLOSED and (dispute.closed_at is None or observed_at < dispute.closed_at):
+        dispute.closed_at = observed_at
+        changed.add("closed_at")
+    if changed:
+        dispute.save(update_fields=[*changed, "updated_at"])
+    organization = dispute.organization
+    is_chargeback = facts["status"] not in WARNING
+
+    withdrawals = [amount for amount in _balance_amounts(payload) if amount < 0]
+    reinstatements = [amount for amount in _balance_amounts(payload) if amount > 0]
+    # A reinstatement proves the withdrawal before it, even when that event has not come yet.
+    withdrawn = is_chargeback and (
+        event_type in (FUNDS_WITHDRAWN_EVENT, FUNDS_REINSTATED_EVENT) or bool(withdrawals)
+    )
+    reinstated = is_chargeback and (
+        event_type == FUNDS_REINSTATED_EVENT
+        or (facts["status"] == S.WON and (bool(withdrawals) or dispute.funds_withdrawn_at is not None))
+        or bool(withdrawals and reinstatements)
+    )
+    if withdrawn and dispute.funds_withdrawn_at is None:
+        _withdraw(dispute)
+    if reinstated and dispute.funds_withdrawn_at is not None and dispute.funds_reinstated_at is None:
+        _reinstate(dispute)
+    if (
+        is_chargeback
+        and not was_chargeback
+        and dispute.access_revoked_at is None
+        and organization.dispute_revokes_access
+    ):
+        _revoke_access(dispute)
+    return dispute

@@ -1,0 +1,248 @@
+"""The customer wallet: a balance per customer and currency that pays the next orders
+(DESIGN.md section 3: ``applied_balance`` and ``due``).
+
+The balance is the ledger's ``customer_wallet`` account (``selectors.wallet_balance``,
+positive: owed to the customer). Pending orders reserve what they will take from it
+without a ledger entry: ``available = balance - sum(applied_balance of pending orders)``.
+When such an order is paid, ``ledger_post_order_paid`` debits the wallet by its applied
+balance; when it is voided, its reservation disappears with it. Every reader and writer
+of the available balance holds the customer's row lock, so two orders never spend the
+same money.
+
+Credits come from downgrades (``billing.subscriptions.billing``), revocations
+(``subscription_revoke(credit=True)``) and adjustments (``wallet_adjust``, by merchants
+over the API or by operators holding ``ledger.adjust_balance``).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from django.db import transaction
+from django.db.models import Sum
+
+from accounts.models import Customer, User
+from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry, LedgerTransaction
+from billing.ledger.postings import ledger_post_wallet_credit
+from billing.ledger.selectors import wallet_balance
+from billing.money import format_amount, get_currency, is_supported_currency
+from billing.orders.models import Order
+from billing.orders.services import platform_fee_for
+from core.audit import audit_record
+from core.errors import Forbidden, InvalidInput
+
+Kind = LedgerAccount.Kind
+ADJUST_PERMISSION = "ledger.adjust_balance"
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def wallet_reserved(customer: Customer, currency: str) -> int:
+    """What the customer's pending orders will take from the wallet when they are paid."""
+    total = Order.objects.filter(
+        customer=customer, currency=currency, status=Order.Status.PENDING, applied_balance__gt=0
+    ).aggregate(total=Sum("applied_balance", default=0))["total"]
+    return int(total)
+
+
+def wallet_available(customer: Customer, currency: str) -> int:
+    """What a new order may still take from the wallet (never below zero)."""
+    return max(0, wallet_balance(customer, currency) - wallet_reserved(customer, currency))
+
+
+@dataclass(frozen=True)
+class WalletBalance:
+    currency: str
+    balance: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return max(0, self.balance - self.reserved)
+
+
+def wallet_balances(customer: Customer) -> list[WalletBalance]:
+    """Every currency the customer's wallet has held, with its balance and reservations.
+    Two queries whatever the number of currencies."""
+    balances = dict(
+        LedgerBalance.objects.filter(account__kind=Kind.CUSTOMER_WALLET, account__customer=customer)
+        .values_list("account__currency", "balance")
+        .order_by("account__currency")
+    )
+    reserved = dict(
+        Order.objects.filter(customer=customer, status=Order.Status.PENDING, applied_balance__gt=0)
+        .order_by()
+        .values_list("currency")
+        .annotate(total=Sum("applied_balance"))
+    )
+    currencies = sorted(set(balances) | set(reserved))
+    return [
+        WalletBalance(currency=c, balance=-int(balances.get(c, 0)), reserved=int(reserved.get(c, 0)))
+        for c in currencies
+    ]
+
+
+def wallet_entries(customer: Customer):
+    """The wallet's ledger lines, newest first, each with its transaction (amount: the
+    entry as the customer sees it, positive = credited to the wallet, is ``-entry.amount``)."""
+    return (
+        LedgerEntry.objects.filter(account__kind=Kind.CUSTOMER_WALLET, account__customer=customer)
+        .select_related("transaction", "account")
+        .order_by("-created_at", "-id")
+    )
+
+
+def wallet_funded_customers(customer_ids: Iterable[UUID]) -> set[tuple[UUID, str]]:
+    """The (customer, currency) pairs among these customers whose wallet holds money. One
+    query: the renewal job asks once per chunk, so customers without a wallet cost nothing."""
+    ids = list(set(customer_ids))
+    if not ids:
+        return set()
+    return set(
+        LedgerBalance.objects.filter(
+            account__kind=Kind.CUSTOMER_WALLET, account__customer_id__in=ids, balance__lt=0
+        ).values_list("account__customer_id", "account__currency")
+    )
+
+
+def wallet_lock_available(pairs: Iterable[tuple[UUID, str]]) -> dict[tuple[UUID, str], int]:
+    """Lock these customers' rows (in id order, inside the caller's transaction) and return
+    what each (customer, currency) wallet still has available."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    customer_ids = sorted({customer_id for customer_id, _ in pairs})
+    list(Customer.objects.select_for_update().filter(pk__in=customer_ids).order_by("pk").values_list("pk"))
+    balances = {
+        (customer_id, currency): -int(balance)
+        for customer_id, currency, balance in LedgerBalance.objects.filter(
+            account__kind=Kind.CUSTOMER_WALLET, account__customer_id__in=customer_ids
+        ).values_list("account__customer_id", "account__currency", "balance")
+    }
+    reserved: dict[tuple[UUID, str], int] = defaultdict(int)
+    for customer_id, currency, total in (
+        Order.objects.filter(customer_id__in=customer_ids, status=Order.Status.PENDING, applied_balance__gt=0)
+        .order_by()
+        .values_list("customer_id", "currency")
+        .annotate(total=Sum("applied_balance"))
+    ):
+        reserved[(customer_id, currency)] = int(total)
+    return {pair: max(0, balances.get(pair, 0) - reserved[pair]) for pair in pairs}
+
+
+# --- applying the wallet to an order -----------------------------------------------------------
+
+
+def applicable_amount(*, total: int, available: int, currency: str) -> int:
+    """How much of ``available`` an order of ``total`` takes: as much as possible, but never
+    leaving a remainder the processor cannot charge (below the currency's minimum or off its
+    granularity); then less is applied so the remainder is chargeable."""
+    if total <= 0 or available <= 0:
+        return 0
+    applied = min(available, total)
+    due = total - applied
+    if due == 0:
+        return applied
+    cur = get_currency(currency)
+    chargeable = max(due, cur.minimum_charge or 1)
+    if chargeable % cur.granularity:
+        chargeable += cur.granularity - chargeable % cur.granularity
+    if chargeable >= total:
+        return 0  # the whole order is charged as before
+    return total - chargeable
+
+
+def wallet_apply(*, order: Order, available: int | None = None) -> int:
+    """Apply the customer's wallet to an order being created: sets ``applied_balance``,
+    ``due`` and the platform fee (on the money actually processed: wallet money paid its fee
+    when it came in). Without ``available`` the customer's row is locked and the available
+    balance read here (so the caller must be in a transaction); batch callers pass what
+    ``wallet_lock_available`` returned and subtract the result. Returns the applied amount."""
+    if available is None:
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("wallet_apply locks the customer: call it inside a transaction")
+        Customer.objects.select_for_update().filter(pk=order.customer_id).values_list("pk").first()
+        available = wallet_available(order.customer, order.currency)
+    applied = applicable_amount(total=order.total, available=available, currency=order.currency)
+    order.applied_balance = applied
+    order.due = max(0, order.total - applied)
+    order.platform_fee = platform_fee_for(organization=order.organization, amount=order.due)
+    return applied
+
+
+# --- adjustments -----------------------------------------------------------------------------
+
+
+def check_adjust_permission(actor) -> None:
+    """Operators (users) need ``ledger.adjust_balance``; merchants over the API (no actor)
+    adjust their own customers' wallets."""
+    if isinstance(actor, User) and not actor.has_perm(ADJUST_PERMISSION):
+        raise Forbidden(
+            "Adjusting balances needs the ledger.adjust_balance permission (finance or admin).",
+            code="permission_denied",
+        )
+
+
+def clean_adjustment(*, amount, currency, reason: str) -> tuple[int, str, str]:
+    """The shared checks of a manual adjustment: a reason, a supported currency, a non-zero
+    whole amount of minor units."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why the balance is adjusted.", field="reason", code="required")
+    currency = (currency or "").lower()
+    if not is_supported_currency(currency):
+        raise InvalidInput("Unsupported currency.", field="currency", code="invalid_currency")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidInput("The amount is a whole number of minor units.", field="amount", code="invalid")
+    if amount == 0:
+        raise InvalidInput("The amount must not be zero.", field="amount", code="zero")
+    return amount, currency, reason
+
+
+def wallet_adjust(
+    *,
+    customer: Customer,
+    amount: int,
+    currency: str,
+    reason: str,
+    actor=None,
+    idempotency_key: str | None = None,
+) -> LedgerTransaction:
+    """Credit (``amount`` > 0) or debit (< 0) a customer's wallet, funded by (or returned to)
+    the merchant's balance. A debit never takes the wallet below what pending orders have
+    reserved. Audited ``wallet.adjust``. The same ``idempotency_key`` posts once."""
+    check_adjust_permission(actor)
+    amount, currency, reason = clean_adjustment(amount=amount, currency=currency, reason=reason)
+    key = f"wallet:{customer.pk}:adjustment:{idempotency_key or uuid4()}"
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().select_related("organization").get(pk=customer.pk)
+        existing = LedgerTransaction.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return existing
+        if amount < 0:
+            available = wallet_available(customer, currency)
+            if -amount > available:
+                raise InvalidInput(
+                    f"The wallet has {format_amount(available, currency)} available; "
+                    f"it cannot be debited {format_amount(-amount, currency)}.",
+                    field="amount",
+                    code="insufficient_balance",
+                )
+        ledger_tx = ledger_post_wallet_credit(
+            customer=customer,
+            amount=amount,
+            currency=currency,
+            idempotency_key=key,
+            description=f"Wallet adjustment: {reason}",
+        )
+        audit_record(
+            actor=actor,
+            action="wallet.adjust",
+            target=customer,
+            organization=customer.organization,
+            reason=reason,
+            data={"amount": amount, "currency": currency, "transaction": str(ledger_tx.pk)},
+        )
+    return ledger_tx
