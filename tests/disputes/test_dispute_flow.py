@@ -365,3 +365,33 @@ def test_concurrent_deliveries_apply_once(manual_org, taxed_subscription, webhoo
     assert set(dispute_postings(dispute)) == {"dispute", "dispute_fee"}
     assert revocations == [(order.pk, dispute.pk)]
     assert sorted(ExternalEvent.objects.values_list("status", flat=True)) == ["processed"] * 5
+
+
+@pytest.mark.django_db
+def test_a_disputed_order_cannot_be_refunded_until_the_dispute_is_won(
+    org, paid_order, client, webhook_endpoint
+):
+    from billing.refunds.models import Refund
+    from billing.refunds.services import order_refundable, refund_create
+    from core.errors import Conflict
+
+    order, payment = paid_order
+    events.deliver(client, webhook_endpoint, events.event("created", events.dispute(payment, withdrawn=True)))
+    before = ledger_view(org)
+    with pytest.raises(Conflict) as refused:
+        refund_create(order=order, amount=1_000, reason="requested_by_customer")
+    assert refused.value.code == "order_disputed"
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount, Refund.objects.count()) == ("paid", 0, 0)
+    assert ledger_view(org) == before and order_refundable(order) == 0
+
+    events.deliver(
+        client,
+        webhook_endpoint,
+        events.event(
+            "closed", events.dispute(payment, "won", withdrawn=True, reinstated=True), at=events.T0 + 1
+        ),
+    )
+    assert order_refundable(order) == order.total
+    refund = refund_create(order=order, amount=1_000, reason="requested_by_customer")
+    assert refund.status == "pending" and refund.amount == 1_000
