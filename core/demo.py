@@ -207,7 +207,7 @@ def seed_money_movements(organization: Organization) -> None:
     from billing.ledger.wallet import wallet_adjust
     from billing.orders.models import Order
     from billing.refunds.models import Refund
-    from billing.refunds.services import refund_create, refund_submit
+    from billing.refunds.services import refund_request
 
     if Refund.objects.filter(organization=organization).exists():
         return
@@ -221,10 +221,7 @@ def seed_money_movements(organization: Organization) -> None:
         (paid[0], paid[0].total // 2, "requested_by_customer"),
         (paid[1], None, "duplicate"),
     ):
-        refund = refund_create(
-            order=order, amount=amount, reason=reason, comment="Demo refund", actor=operator
-        )
-        refund_submit(refund=refund)
+        refund_request(order=order, amount=amount, reason=reason, comment="Demo refund", actor=operator)
     disputed = paid[2]
     payment = Payment.objects.filter(
         reference__in=[disputed.reference, f"checkout:{disputed.checkout_id}"]

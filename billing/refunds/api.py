@@ -4,8 +4,6 @@ The serializers check shapes; every rule (what is refundable, the card and walle
 the tax given back) lives in ``billing.refunds.services``, which the backoffice calls too.
 """
 
-import logging
-
 import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -18,8 +16,6 @@ from billing.refunds.models import Refund
 from billing.subscriptions.api import ReadScopeForPreview
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
 from core.errors import InvalidInput
-
-logger = logging.getLogger("recur.refunds")
 
 AMOUNT_HELP = "In the currency's minor units (cents for usd, yen for jpy)."
 
@@ -152,13 +148,7 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizati
     def create(self, request):
         order, body = self._body()
         amount, currency = body.pop("amount", None), body.pop("currency", None)
-        refund = services.refund_create(order=order, amount=amount, currency=currency, actor=None, **body)
-        if refund.status == Refund.Status.PENDING:
-            try:
-                refund = services.refund_submit(refund=refund)
-            except Exception:  # committed: the sweeper submits it again
-                logger.exception("submitting %s failed", refund.idempotency_key)
-        refund.refresh_from_db()
+        refund = services.refund_request(order=order, amount=amount, currency=currency, actor=None, **body)
         return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -94,8 +94,8 @@ def refund_preview_context(plan: services.RefundPreview) -> dict:
 
 
 class RefundOrder(ModalAction):
-    """Refund a paid order, fully or partly (``refund_create``, which writes the audit entry),
-    then send the card part to the processor (``refund_submit``, after commit)."""
+    """Refund a paid order, fully or partly, and send the card part to the processor
+    (``refund_request``; ``refund_create`` writes the audit entry)."""
 
     name = "refund"
     label = "Refund"
@@ -142,7 +142,7 @@ class RefundOrder(ModalAction):
 
     def perform(self, request, obj: Order, form: RefundForm):
         data = form.cleaned_data
-        refund = services.refund_create(
+        return services.refund_request(
             order=obj,
             amount=data["amount"],
             reason=data["reason"],
@@ -150,9 +150,6 @@ class RefundOrder(ModalAction):
             revoke_benefits=data["revoke_benefits"],
             actor=request.user,
         )
-        if refund.status == Refund.Status.PENDING:
-            refund = services.refund_submit(refund=refund)
-        return refund
 
     def get_success_message(self, request, obj: Order, result: Refund) -> str:
         result.refresh_from_db()

@@ -371,6 +371,37 @@ def refund_submit(*, refund: Refund) -> Refund:
     )
 
 
+def refund_request(
+    *,
+    order: Order,
+    amount: int | None,
+    reason: str,
+    comment: str = "",
+    revoke_benefits: bool = False,
+    currency: str | None = None,
+    actor=None,
+) -> Refund:
+    """What the API, the backoffice and the demo do: ``refund_create`` (committed), then the
+    card part sent at once with ``refund_submit``. The refund is committed before the
+    processor is called, so if submitting breaks, the sweeper submits it again."""
+    refund = refund_create(
+        order=order,
+        amount=amount,
+        reason=reason,
+        comment=comment,
+        revoke_benefits=revoke_benefits,
+        currency=currency,
+        actor=actor,
+    )
+    if refund.status != S.PENDING:
+        return refund  # nothing for the processor (all back to the wallet)
+    try:
+        refund_submit(refund=refund)
+    except Exception:
+        logger.exception("submitting %s failed; the sweeper retries", refund.idempotency_key)
+    return Refund.objects.get(pk=refund.pk)
+
+
 # Which moves a snapshot may make: pending -> anything final, succeeded -> failed (the
 # processor can fail a succeeded refund later). failed and canceled are final.
 MOVES = {
