@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 from accounts import services as account_services
 from accounts.models import User
 from core.api.scopes import ALL_SCOPES
+from tests.redis_urls import TEST_BROKER_URL, TEST_CACHE_URL
 
 # Fixtures shared by the subscription tests of several folders (manual_org, plans).
 pytest_plugins = ["tests.subscriptions.scenario"]
@@ -16,7 +17,7 @@ def _isolated_cache(settings):
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://localhost:6379/15",
+            "LOCATION": TEST_CACHE_URL,
             "KEY_PREFIX": "recur-test",
         }
     }
@@ -94,7 +95,7 @@ def _celery_in_process():
 
     saved = (app.conf.task_always_eager, app.conf.broker_url)
     app.conf.task_always_eager = True
-    app.conf.broker_url = "redis://localhost:6379/14"
+    app.conf.broker_url = TEST_BROKER_URL
     yield
     app.conf.task_always_eager, app.conf.broker_url = saved
 

@@ -19,6 +19,7 @@ from core.models import JobHeartbeat
 from core.schedule_install import schedules_install
 from core.schedules import HEARTBEAT_TASK_NAME, SCHEDULES
 from core.tasks import heartbeat
+from tests.redis_urls import TEST_BROKER_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +82,7 @@ def test_worker_and_beat_tick_the_heartbeat(tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": "redis://localhost:6379/14",
+        "CELERY_BROKER_URL": TEST_BROKER_URL,
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     processes = [
