@@ -86,3 +86,12 @@ SCHEDULES += (
         description="Reads and posts the Stripe fee of succeeded payments whose fee task was lost.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: check invariants",
+        "ledger.check_invariants",
+        every=timedelta(minutes=10),
+        description="Checks that no work is stranded (orders, payments, claims, renewals, refunds) "
+        "and the ledger reconciles; stores the run for the dashboard.",
+    ),
+)

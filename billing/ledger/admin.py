@@ -1,6 +1,6 @@
 """Backoffice for the ledger: transactions (read-only, with their entries), a merchant's
 statement (opening balance, every movement with its running balance, closing balance,
-totals per type; CSV export), reconciliation runs and two dashboard cards.
+totals per type; CSV export), reconciliation and invariant runs, and their dashboard cards.
 
 Nothing here writes: postings come from services, and the database refuses edits anyway.
 """
@@ -22,13 +22,20 @@ from django.utils.text import slugify
 
 from accounts.models import Organization
 from billing.ledger import selectors
-from billing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
+from billing.ledger.invariants import INVARIANTS, RUN_EVERY, last_invariant_run
+from billing.ledger.models import (
+    InvariantRun,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    ReconciliationRun,
+)
 from billing.ledger.reconciliation import last_reconciliation
 from billing.money import Money, format_amount, is_supported_currency
 from billing.orders.admin import currency_totals_metric, link_to, when_field
 from core import clock
 from core.admin import ReadOnlyAdmin
-from core.backoffice.dashboard import Metric, dashboard
+from core.backoffice.dashboard import CardItem, Metric, dashboard
 from core.backoffice.display import badge, pretty_json, when
 from core.backoffice.search import parse_uuid
 from core.backoffice.timeline import admin_change_url, order_label
@@ -66,6 +73,33 @@ def reconciliation_card(request) -> Metric:
         return Metric("OK", hint=f"no discrepancies · {hint}", url=url, tone="good")
     count = len(run.discrepancies)
     return Metric(f"{count:,} discrepanc{'y' if count == 1 else 'ies'}", hint=hint, url=url, tone="bad")
+
+
+@dashboard.card("invariants", title="Invariants", order=61, permission="ledger.view_invariantrun")
+def invariants_card(request) -> Metric:
+    """Green when every invariant held at the last run; otherwise the failing ones, each
+    linking to its row on the run's page. A run older than two intervals means beat or the
+    workers stopped: the result is stale."""
+    run = last_invariant_run()
+    if run is None:
+        return Metric(
+            "never run", hint="the 10-minute job, or manage.py ledger_reconcile", tone="warn",
+            url=reverse("admin:ledger_invariantrun_changelist"),
+        )  # fmt: skip
+    url = reverse("admin:ledger_invariantrun_change", args=[run.pk])
+    hint = f"{run.started_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    stale = run.started_at < clock.now() - 2 * RUN_EVERY
+    if stale:
+        hint += " · stale: the job has not run since"
+    failing = run.failing
+    if not failing:
+        return Metric(f"all {len(run.results)} hold", hint=hint, url=url, tone="warn" if stale else "good")
+    items = tuple(
+        CardItem(f"{result['title']}: {result['count']:,}" if not result.get("error") else
+                 f"{result['title']}: could not be checked", url=f"{url}#check-{result['name']}")
+        for result in failing
+    )  # fmt: skip
+    return Metric(f"{len(failing)} failing", hint=hint, url=url, tone="bad", items=items)
 
 
 @dashboard.card(
@@ -467,3 +501,79 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     @admin.display(description="raw")
     def raw(self, run: ReconciliationRun):
         return pretty_json(run.discrepancies)
+
+
+# --- invariant runs ----------------------------------------------------------------------------
+
+
+def _example_links(result: dict):
+    app_label, _, model_name = (result.get("model") or "").partition(".")
+    links = []
+    for pk in result.get("examples") or []:
+        url = admin_change_url(app_label, model_name, pk) if model_name else None
+        links.append(format_html('<a class="bo-mono" href="{}">{}</a>', url, pk) if url else pk)
+    more = result.get("count", 0) - len(links)
+    if more > 0:
+        links.append(f"and {more:,} more")
+    return format_html_join(", ", "{}", ((link,) for link in links)) if links else "—"
+
+
+@admin.register(InvariantRun)
+class InvariantRunAdmin(ReadOnlyAdmin):
+    list_display = ("started", "result", "failing_checks", "duration")
+    list_display_links = ("started",)
+    list_filter = ("ok", ("started_at", admin.DateFieldListFilter))
+    list_per_page = 50
+    show_full_result_count = False
+    fields = ("started", "result", "duration", "results_table", "raw")
+    readonly_fields = fields
+
+    started = when_field("started_at", "started")
+
+    @admin.display(description="result", ordering="ok")
+    def result(self, run: InvariantRun):
+        return badge("all hold", "good") if run.ok else badge(f"{len(run.failing)} failing", "bad")
+
+    @admin.display(description="failing")
+    def failing_checks(self, run: InvariantRun) -> str:
+        return ", ".join(result["name"] for result in run.failing) or "—"
+
+    @admin.display(description="took")
+    def duration(self, run: InvariantRun) -> str:
+        if run.finished_at is None:
+            return "—"
+        return f"{(run.finished_at - run.started_at).total_seconds():.2f} s"
+
+    @admin.display(description="checks")
+    def results_table(self, run: InvariantRun):
+        def status(result):
+            if result.get("error"):
+                return badge("error", "bad")
+            return badge("holds", "good") if result.get("ok") else badge("fails", "bad")
+
+        def grace(name):
+            check = INVARIANTS.get(name)
+            return str(check.grace) if check is not None and check.grace else "—"
+
+        rows = format_html_join(
+            "",
+            "<tr id='check-{}'><td>{}<div class='bo-quiet bo-mono'>{}</div></td><td>{}</td>"
+            "<td>{}</td><td>{}</td><td>{}</td><td class='bo-quiet'>{}</td></tr>",
+            (
+                (
+                    result["name"], result.get("title", ""), result["name"], status(result),
+                    f"{result.get('count', 0):,}", _example_links(result),
+                    result.get("error") or result.get("note") or "", grace(result["name"]),
+                )
+                for result in run.results
+            ),
+        )  # fmt: skip
+        return format_html(
+            "<table class='bo-table'><thead><tr><th>invariant</th><th>status</th><th>rows</th>"
+            "<th>examples</th><th>note</th><th>grace</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="raw")
+    def raw(self, run: InvariantRun):
+        return pretty_json(run.results)

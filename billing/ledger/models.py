@@ -151,6 +151,31 @@ class ReconciliationRun(models.Model):
         return f"reconciliation {self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'FAILED'}"
 
 
+class InvariantRun(models.Model):
+    """One run of the invariant checks (``billing.ledger.invariants``), every 10 minutes.
+
+    ``results`` holds one item per check: ``{"name", "title", "ok", "count", "examples",
+    "model", "note", "error"}``, examples being a few ids of the offending rows (``model``
+    says where they link to in the backoffice)."""
+
+    id = models.BigAutoField(primary_key=True)
+    started_at = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    results = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["-started_at", "-id"], name="invariantrun_started_idx")]
+
+    def __str__(self) -> str:
+        return f"invariants {self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'FAILED'}"
+
+    @property
+    def failing(self) -> list[dict]:
+        return [result for result in self.results if not result.get("ok")]
+
+
 class LedgerBalance(models.Model):
     """The running balance of one organization- or customer-owned account, kept by the
     database: an AFTER INSERT trigger on entries adds each amount, so reading a merchant's

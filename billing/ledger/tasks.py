@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from billing.ledger import fees, reconciliation
+from billing.ledger import fees, invariants, reconciliation
 from billing.payments.models import Payment
 from billing.payments.processor import ProcessorError
 
@@ -14,6 +14,14 @@ logger = logging.getLogger("recur.ledger")
 def reconcile_ledger() -> bool:
     """Beat, daily: check the ledger's invariants and store the result."""
     return reconciliation.reconciliation_run().ok
+
+
+@shared_task(name="ledger.check_invariants", ignore_result=True)
+def check_invariants() -> bool:
+    """Beat, every 10 minutes: check the invariants, store the run, drop old passing runs."""
+    run = invariants.invariants_run()
+    invariants.invariant_runs_purge()
+    return run.ok
 
 
 @shared_task(name="ledger.record_payment_fee", ignore_result=True)

@@ -84,6 +84,16 @@ class Payment(BaseModel):
                 & ~Q(processor_charge_id=""),
                 name="payment_fee_pending_idx",
             ),
+            # Invariants (billing.ledger.invariants): attempts still in flight, and payments the
+            # processor reports refunded; both small slices of the table.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=["pending", "processing", "requires_action"]),
+                name="payment_in_flight_idx",
+            ),
+            models.Index(
+                fields=["updated_at"], condition=Q(amount_refunded__gt=0), name="payment_refunded_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -66,6 +66,12 @@ class Subscription(BaseModel):
             models.Index(fields=["organization", "-created_at"], name="subscription_org_created_idx"),
             models.Index(fields=["organization", "status"], name="subscription_org_status_idx"),
             models.Index(fields=["customer", "-created_at"], name="subscription_customer_idx"),
+            # Claims held (the invariant "no claim is stale"): a handful at any time.
+            models.Index(
+                fields=["renewal_claimed_at"],
+                condition=models.Q(renewal_claimed_at__isnull=False),
+                name="subscription_claimed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

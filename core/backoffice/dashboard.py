@@ -24,6 +24,12 @@ TONES = ("", "good", "warn", "bad")
 
 
 @dataclass(frozen=True)
+class CardItem:
+    text: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Metric:
     """What a card provider returns: the big number (already formatted) and its context."""
 
@@ -31,6 +37,7 @@ class Metric:
     hint: str = ""
     url: str | None = None
     tone: str = ""  # one of TONES: colours the value
+    items: tuple[CardItem, ...] = ()  # a short list under the value (e.g. what is failing)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class Card:
     tone: str = ""
     placeholder: bool = False
     error: bool = False
+    items: tuple[CardItem, ...] = ()
 
 
 class Dashboard:
@@ -105,7 +113,15 @@ class Dashboard:
                 result.append(Card(spec.key, spec.title, "error", hint="could not be computed", error=True))
                 continue
             result.append(
-                Card(spec.key, spec.title, metric.value, hint=metric.hint, url=metric.url, tone=metric.tone)
+                Card(
+                    spec.key,
+                    spec.title,
+                    metric.value,
+                    hint=metric.hint,
+                    url=metric.url,
+                    tone=metric.tone,
+                    items=metric.items,
+                )
             )
         return result
 
