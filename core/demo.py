@@ -200,9 +200,10 @@ def seed_catalog_and_sales(organization: Organization) -> None:
 
 def seed_money_movements(organization: Organization) -> None:
     """A partial and a full refund, an open chargeback, a wallet credit, a balance adjustment
-    and a reconciliation run: something on every ledger page."""
+    and a reconciliation and an invariant run: something on every ledger page."""
     from billing.disputes.services import dispute_apply_snapshot
     from billing.ledger.adjustments import balance_adjust
+    from billing.ledger.invariants import invariants_run
     from billing.ledger.reconciliation import reconciliation_run
     from billing.ledger.wallet import wallet_adjust
     from billing.orders.models import Order
@@ -259,6 +260,7 @@ def seed_money_movements(organization: Organization) -> None:
         actor=operator,
     )
     reconciliation_run()
+    invariants_run()
 
 
 SEEDERS: list[Callable[[Organization], None]] = [seed_customers, seed_catalog_and_sales, seed_money_movements]

@@ -7,7 +7,7 @@ from accounts.models import AccessToken, Customer, Organization
 from accounts.services import access_token_authenticate
 from billing.catalog.models import Discount, Price
 from billing.disputes.models import Dispute
-from billing.ledger.models import ReconciliationRun
+from billing.ledger.models import InvariantRun, ReconciliationRun
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.refunds.models import Refund
@@ -64,6 +64,7 @@ def test_bootstrap_and_demo_seed_are_idempotent(capsys):
     assert Refund.objects.filter(organization=acme, status="succeeded").count() == 2
     assert Dispute.objects.filter(organization=acme, status="needs_response").count() == 1
     assert ReconciliationRun.objects.get().ok
+    assert InvariantRun.objects.get().failing == []  # the dashboard's invariants card is green
     # eight subscriptions sold; the chargeback ended one (the demo keeps dispute_revokes_access on)
     assert Subscription.objects.filter(organization=acme).count() == 8
     assert Subscription.objects.filter(organization=acme, status__in=["active", "trialing"]).count() == 7

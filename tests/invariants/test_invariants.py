@@ -158,6 +158,9 @@ def test_a_payment_never_sent_to_the_processor_is_reported(monthly, backoffice):
     assert failing(late) == {"payment_pending_past_timeout"}
     assert_reported("payment_pending_past_timeout", late, backoffice, payment)
 
+    Payment.objects.filter(pk=payment.pk).update(status="processing")  # the processor never said more
+    assert failing(late) == {"payment_pending_past_timeout"}
+
     # an authentication the customer may still complete has until the checkout would expire
     Payment.objects.filter(pk=payment.pk).update(status="requires_action")
     assert failing(late) == set()
