@@ -203,8 +203,8 @@ def seed_money_movements(organization: Organization) -> None:
     and a reconciliation and an invariant run: something on every ledger page."""
     from billing.disputes.services import dispute_apply_snapshot
     from billing.ledger.adjustments import balance_adjust
-    from billing.ledger.invariants import invariants_run
     from billing.ledger.reconciliation import reconciliation_run
+    from billing.ledger.reconciliation.invariants import invariants_run
     from billing.ledger.wallet import wallet_adjust
     from billing.orders.models import Order
     from billing.refunds.models import Refund

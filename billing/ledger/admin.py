@@ -22,7 +22,6 @@ from django.utils.text import slugify
 
 from accounts.models import Organization
 from billing.ledger import selectors
-from billing.ledger.invariants import INVARIANTS, RUN_EVERY, last_invariant_run
 from billing.ledger.models import (
     InvariantRun,
     LedgerAccount,
@@ -31,6 +30,7 @@ from billing.ledger.models import (
     ReconciliationRun,
 )
 from billing.ledger.reconciliation import last_reconciliation
+from billing.ledger.reconciliation.invariants import INVARIANTS, RUN_EVERY, last_invariant_run
 from billing.money import Money, format_amount, is_supported_currency
 from billing.orders.admin import currency_totals_metric, link_to, when_field
 from core import clock

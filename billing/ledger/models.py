@@ -152,7 +152,7 @@ class ReconciliationRun(models.Model):
 
 
 class InvariantRun(models.Model):
-    """One run of the invariant checks (``billing.ledger.invariants``), every 10 minutes.
+    """One run of the invariant checks (``billing.ledger.reconciliation.invariants``), every 10 minutes.
 
     ``results`` holds one item per check: ``{"name", "title", "ok", "count", "examples",
     "model", "note", "error"}``, examples being a few ids of the offending rows (``model``

@@ -3,7 +3,8 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from billing.ledger import fees, invariants, reconciliation
+from billing.ledger import fees, reconciliation
+from billing.ledger.reconciliation import invariants
 from billing.payments.models import Payment
 from billing.payments.processor import ProcessorError
 

@@ -80,7 +80,7 @@ class Order(BaseModel):
             models.Index(fields=["organization", "-created_at"], name="order_org_created_idx"),
             models.Index(fields=["organization", "status"], name="order_org_status_idx"),
             models.Index(fields=["customer", "-created_at"], name="order_customer_idx"),
-            # The invariant "every due order has an attempt scheduled" (billing.ledger.invariants)
+            # The invariant "every due order has an attempt scheduled" (billing.ledger.reconciliation.invariants)
             # reads pending orders only: few, whatever the size of the table.
             models.Index(
                 fields=["created_at"], condition=Q(status="pending"), name="order_pending_created_idx"

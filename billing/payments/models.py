@@ -84,7 +84,7 @@ class Payment(BaseModel):
                 & ~Q(processor_charge_id=""),
                 name="payment_fee_pending_idx",
             ),
-            # Invariants (billing.ledger.invariants): attempts still in flight, and payments the
+            # Invariants (billing.ledger.reconciliation.invariants): attempts still in flight, and payments the
             # processor reports refunded; both small slices of the table.
             models.Index(
                 fields=["created_at"],

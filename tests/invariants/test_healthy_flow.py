@@ -10,8 +10,8 @@ import time_machine
 from django.core.management import call_command
 
 from billing.checkout import services as checkout_services
-from billing.ledger.invariants import INVARIANTS, invariants_run
 from billing.ledger.reconciliation import reconciliation_run
+from billing.ledger.reconciliation.invariants import INVARIANTS, invariants_run
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.refunds import services as refund_services

@@ -15,10 +15,9 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from accounts.models import Customer, Organization, User
-from billing.ledger import invariants
-from billing.ledger.invariants import INVARIANTS, invariants_check, invariants_run
 from billing.ledger.models import InvariantRun
-from billing.ledger.reconciliation import reconciliation_run
+from billing.ledger.reconciliation import invariants, reconciliation_run
+from billing.ledger.reconciliation.invariants import INVARIANTS, invariants_check, invariants_run
 from billing.orders.models import Order
 from billing.payments import services as payment_services
 from billing.payments.models import Payment

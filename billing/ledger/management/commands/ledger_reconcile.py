@@ -2,8 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.ledger.invariants import invariants_run
 from billing.ledger.reconciliation import reconciliation_run
+from billing.ledger.reconciliation.invariants import invariants_run
 
 
 class Command(BaseCommand):
