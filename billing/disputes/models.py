@@ -6,9 +6,10 @@ from core.models import BaseModel
 class Dispute(BaseModel):
     """A chargeback opened by the customer's bank, mirrored from ``charge.dispute.*`` events.
 
-    Money moves when the processor withdraws the funds (the disputed amount plus the
-    organization's dispute fee leave the merchant's balance) and, for a won dispute, when
-    the funds are reinstated (the amount comes back; the fee stays)."""
+    Money moves when the processor withdraws the funds (the disputed amount plus the dispute
+    fee, as Stripe's balance transactions say, leave the merchant's balance) and, for a won
+    dispute, when the funds are reinstated (the amount comes back, and the fee as far as
+    Stripe gave it back). Manual payments use the organization's dispute fee instead."""
 
     class Status(models.TextChoices):
         WARNING_NEEDS_RESPONSE = "warning_needs_response"

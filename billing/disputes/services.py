@@ -7,10 +7,14 @@ under a row lock and applies, exactly once each, whatever the snapshot proves ha
   (``processor_state_at``); a closed dispute stays closed;
 - funds withdrawn (the ``funds_withdrawn`` event, or a chargeback snapshot whose balance
   transactions hold a withdrawal): the disputed amount leaves the merchant's balance and
-  tax payable in proportion, and the organization's dispute fee is charged
-  (``postings.ledger_post_dispute``);
+  tax payable in proportion (``postings.ledger_post_dispute``), and the dispute fee is
+  charged once known: Stripe's, from the withdrawal's balance transactions, or the
+  organization's ``dispute_fee`` for a manual payment;
 - funds reinstated (the ``funds_reinstated`` event, or a dispute won after a withdrawal):
-  the amount comes back, the fee stays (``postings.ledger_post_dispute_reversal``);
+  the amount comes back (``postings.ledger_post_dispute_reversal``), and the fee as far as
+  Stripe gave it back on the reversal's balance transaction (all of it for the fallback);
+- a won dispute with ``organization.dispute_won_restores_access``: the subscription its
+  chargeback ended is restored while its paid period runs;
 - a new chargeback (not an inquiry) with ``organization.dispute_revokes_access``: the
   order's subscription ends now and each ``DISPUTE_BENEFIT_REVOCATION_HOOKS`` runs.
 
