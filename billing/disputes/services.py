@@ -111,13 +111,21 @@ def _balance_transactions(payload: dict) -> tuple[list[dict], list[dict]]:
 
 
 def _fee_of(entries: list[dict]) -> tuple[int, str]:
-    """The fee of balance transactions (``fee``; else the sum of ``fee_details``) and its currency."""
+    """The fee of balance transactions (``fee``; else the sum of ``fee_details``; else
+    ``amount - net``) and its currency."""
     total, currency = 0, ""
     for entry in entries:
         fee = entry.get("fee")
-        if not isinstance(fee, int) or isinstance(fee, bool):
-            details = entry.get("fee_details") if isinstance(entry.get("fee_details"), list) else []
+        details = entry.get("fee_details")
+        net = entry.get("net")
+        if isinstance(fee, int) and not isinstance(fee, bool):
+            pass
+        elif isinstance(details, list):
             fee = sum(_int_or_zero(d.get("amount")) for d in details if isinstance(d, dict))
+        elif isinstance(net, int) and not isinstance(net, bool):
+            fee = entry["amount"] - net
+        else:
+            fee = 0
         total += fee
         currency = currency or str(entry.get("currency") or "").lower()
     return total, currency

@@ -30,6 +30,7 @@ from django.db.models import Sum
 
 from billing.checkout.models import Checkout
 from billing.ledger.postings import ledger_post_refund, ledger_post_refund_reversal
+from billing.ledger.services import order_settled_payment
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.payments.processor import RefundOutcome
@@ -216,7 +217,24 @@ def refund_report_apply(
     order = payment_order(payment)
     if order is None:
         return None
+    settled = _settled_payment(order)
+    if settled.pk != payment.pk:
+        # Another attempt for the same order (a duplicate charge) paid nothing the ledger
+        # knows: its refund is not the order's to record; an operator reconciles it.
+        raise RefundReportRefused(
+            f"The refund is of payment {payment.pk}, not of the payment that settled the order.",
+            field="payment_intent",
+        )
     return _record(order=order, payment=payment, report=report, observed_at=observed_at)
+
+
+def _settled_payment(order: Order) -> Payment:
+    """The payment that settled the order; until one has (its success not applied yet, an
+    event delivered early) the report waits: ``InvalidInput`` fails the event, to be retried."""
+    settled = order_settled_payment(order)
+    if settled is None:
+        raise InvalidInput("The order's payment has not settled yet.", code="payment_not_settled")
+    return settled
 
 
 def _attributed(payment: Payment) -> int:
@@ -412,6 +430,12 @@ def refund_apply_charge_snapshot(*, payment: Payment, charge: dict, observed_at:
     order = payment_order(payment)
     if order is None:
         return []
+    if not (facts.refunds or facts.amount_refunded or payment.processor_amount_refunded):
+        return []  # no refund, none before: nothing to apply (e.g. a charge.updated of a failed attempt)
+    if _settled_payment(order).pk != payment.pk:
+        raise RefundReportRefused(
+            f"The charge is of payment {payment.pk}, not of the payment that settled the order.", field="id"
+        )
     touched = []
     with transaction.atomic():
         order = services._lock_order(order)

@@ -113,6 +113,21 @@ def test_the_fee_is_what_stripe_charged_not_the_setting(org, stripe_order, clien
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("shape", ["fee_details", "net"])
+def test_without_a_fee_field_the_fee_comes_from_its_details_or_net(
+    org, stripe_order, client, webhook_endpoint, shape
+):
+    _order, payment = stripe_order
+    bt = withdrawal(fee=2_100)
+    del bt["fee"]
+    if shape == "net":
+        del bt["fee_details"]
+    events.deliver(client, webhook_endpoint, events.event("created", stripe_dispute(payment, withdrawal=bt)))
+    dispute = Dispute.objects.get()
+    assert (dispute.fee, dispute.fee_source) == (2_100, "processor")
+
+
+@pytest.mark.django_db
 def test_a_fee_known_only_later_is_charged_once_it_is_known(org, stripe_order, client, webhook_endpoint):
     _order, payment = stripe_order
     # funds_withdrawn proves the withdrawal, but this snapshot lacks the balance transaction.

@@ -377,3 +377,103 @@ def test_the_mismatch_selector_sees_a_lost_refund_row(order, payment, client, we
         600,
         0,
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reports_of_one_refund_record_it_once(org, customer, webhook_endpoint):
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    order = settled_order(org, customer)
+    payment = settled_payment(order)
+    Payment.objects.filter(pk=payment.pk).update(processor_charge_id=f"ch_{uuid.uuid4().hex[:24]}")
+    payment.refresh_from_db()
+    reports = dashboard_refund_reports(payment, amount=900)
+    payloads = [stripe_events.event(t, obj, created=at) for t, obj, at in reports]
+    payloads += [payloads[0], {**payloads[2], "id": payloads[2]["id"] + "_again"}]
+    barrier = threading.Barrier(len(payloads))
+    statuses = []
+
+    def send(payload):
+        try:
+            barrier.wait(timeout=10)
+            statuses.append(stripe_events.post(Client(), webhook_endpoint, payload).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(payload,)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert statuses == [200] * len(payloads)
+    (refund,) = Refund.objects.filter(order=order)
+    assert (refund.status, refund.amount) == ("succeeded", 900)
+    assert refund_postings(order) == {"refund": 1, "refund_reversal": 0}
+    assert not payments_refund_mismatch().exists()
+    # A report that lost a race is retried by the sweeper; every event ends processed.
+    from billing.payments.events import external_event_process
+
+    for event in ExternalEvent.objects.exclude(status="processed"):
+        external_event_process(event_id=event.pk)
+    assert set(ExternalEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert Refund.objects.filter(order=order).count() == 1
+
+
+def test_a_refund_of_another_attempt_than_the_settling_one_is_refused(
+    org, order, payment, client, webhook_endpoint
+):
+    """A duplicate charge for the same order paid nothing the ledger knows: its refund is flagged."""
+    from billing.payments import services as payment_services
+
+    duplicate = payment_services.payment_create(
+        organization=org, customer=order.customer, reference=order.reference, amount=order.total,
+        currency="usd", trigger="customer_retry",
+    )  # fmt: skip
+    Payment.objects.filter(pk=duplicate.pk).update(
+        status="succeeded", processor_payment_id="pi_duplicate", processor_charge_id="ch_duplicate"
+    )
+    duplicate.refresh_from_db()
+    before = nothing_changed_snapshot(order)
+    deliver(client, webhook_endpoint, "refund.created", refund_object(payment=duplicate, amount=TOTAL), at=T0)
+    assert "not of the payment that settled the order" in refused("refund.created").note
+    full = refund_object(payment=duplicate, amount=TOTAL)
+    deliver(
+        client,
+        webhook_endpoint,
+        "charge.refunded",
+        charge(duplicate, amount_refunded=TOTAL, refunds=[full]),
+        at=T0,
+    )
+    refused("charge.refunded")
+    assert nothing_changed_snapshot(order) == before
+
+
+def test_a_refund_reported_before_the_payment_settled_waits_for_it(org, customer, client, webhook_endpoint):
+    from billing.orders.services import Line, order_create
+    from billing.payments import services as payment_services
+    from billing.payments.events import external_event_process
+
+    order = order_create(
+        organization=org, customer=customer, billing_reason="purchase", currency="usd",
+        lines=[Line(label="E-book", amount=2000)],
+    )  # fmt: skip
+    payment = payment_services.payment_create(
+        organization=org, customer=customer, reference=order.reference, amount=2000, currency="usd",
+        trigger="purchase",
+    )  # fmt: skip
+    Payment.objects.filter(pk=payment.pk).update(
+        processor_payment_id="pi_early", processor_charge_id="ch_early"
+    )
+    payment.refresh_from_db()
+    deliver(client, webhook_endpoint, "refund.created", refund_object(payment=payment, amount=500), at=T0)
+    event = ExternalEvent.objects.get(type="refund.created")
+    assert event.status == "failed" and "not settled yet" in event.error
+    payment_services.payment_apply_snapshot(payment=payment, status="succeeded", observed_at=clock.now())
+    external_event_process(event_id=event.pk)  # the retry
+    event.refresh_from_db()
+    assert event.status == "processed"
+    assert [(r.origin, r.amount) for r in live_refunds(order)] == [("processor", 500)]
