@@ -296,7 +296,10 @@ class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
             },
         ),
         ("Payments and payouts", {"fields": ("payment_processor", "payout_hold_days")}),
-        ("Disputes", {"fields": ("dispute_fee", "dispute_revokes_access")}),
+        (
+            "Disputes",
+            {"fields": ("dispute_fee", "dispute_revokes_access", "dispute_won_restores_access")},
+        ),
         ("Subscriptions", {"fields": ("proration_default", "dunning_schedule", "benefit_grace_days")}),
         ("Record", {"fields": ("id", "created_at", "updated_at"), "classes": ("collapse",)}),
     )

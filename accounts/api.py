@@ -284,6 +284,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
             "proration_default",
             "dispute_fee",
             "dispute_revokes_access",
+            "dispute_won_restores_access",
             "created_at",
         ]
         read_only_fields = [

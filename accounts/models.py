@@ -128,6 +128,11 @@ class Organization(BaseModel):
         default=True,
         help_text="On a new dispute, revoke the order's benefits and end its subscription at once.",
     )
+    dispute_won_restores_access = models.BooleanField(
+        default=False,
+        help_text="When a dispute that ended a subscription is won, restore that subscription (and the "
+        "order's benefits) if its paid period is still running.",
+    )
     payment_processor = models.CharField(
         max_length=20,
         choices=[("stripe", "Stripe"), ("manual", "Manual (recorded by an operator)")],

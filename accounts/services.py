@@ -73,6 +73,7 @@ ORGANIZATION_SETTINGS = (
     "dunning_final_action",
     "dispute_fee",
     "dispute_revokes_access",
+    "dispute_won_restores_access",
 )
 
 

@@ -75,7 +75,8 @@ SCHEDULES += (
         "recur: resubmit pending refunds",
         "refunds.sweep_refunds",
         every=timedelta(minutes=1),
-        description="Sends again refunds whose processor call never answered (same idempotency key).",
+        description="Settles refunds pending for minutes from the processor: retrieves them, finds "
+        "them by metadata when their id was never learnt, and sends only those it provably lacks.",
     ),
 )
 SCHEDULES += (

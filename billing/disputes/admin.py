@@ -50,6 +50,10 @@ REASONS = (
     "unrecognized",
 )
 PROCESSOR_ID_PREFIXES = ("dp_", "du_", "ch_", "py_", "pi_")
+FEE_SOURCES = {
+    "processor": "charged by Stripe (its balance transaction)",
+    "organization": "the organization's dispute fee (manual payment); given back if won",
+}
 
 
 # --- dashboard -----------------------------------------------------------------------------
@@ -265,11 +269,20 @@ class DisputeAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
             rows += [
                 ("Tax part", "taken back from tax payable", amount(dispute.tax_amount), False),
                 ("Merchant's part", "taken from the merchant's balance", amount(merchant), False),
-                ("Dispute fee", "charged to the merchant; kept if won", amount(dispute.fee), False),
+                (
+                    "Dispute fee",
+                    FEE_SOURCES.get(dispute.fee_source, "not known yet"),
+                    format_amount(dispute.fee, dispute.fee_currency or currency),
+                    False,
+                ),
                 ("Merchant's balance lost", "", f"\N{MINUS SIGN}{amount(merchant + dispute.fee)}", True),
             ]
             if dispute.funds_reinstated_at is not None:
                 rows.append(("Reinstated", "won: the amount came back", amount(merchant), False))
+                fee_back = format_amount(dispute.fee_refunded, dispute.fee_currency or currency)
+                rows.append(("Fee given back", "won: as far as the processor gave it back", fee_back, False))
+            if dispute.access_note:
+                rows.append(("Access", dispute.access_note, "", False))
         return render_to_string("backoffice/amounts.html", {"rows": rows})
 
     @admin.display(description="ledger postings")

@@ -37,8 +37,21 @@ class DisputeSerializer(serializers.ModelSerializer):
     )
     fee = serializers.IntegerField(
         read_only=True,
-        help_text="The dispute fee charged to your balance when the funds were withdrawn (not given "
-        "back when the dispute is won). 0 until then.",
+        help_text="The dispute fee charged to your balance when the funds were withdrawn, as Stripe "
+        "charged it (its balance transaction's `fee`), or the organization's `dispute_fee` for "
+        "payments recorded manually. 0 until then.",
+    )
+    fee_currency = serializers.CharField(
+        read_only=True, help_text="The fee's currency: Stripe's settlement currency (blank until known)."
+    )
+    fee_source = serializers.CharField(
+        read_only=True,
+        help_text="`processor` (Stripe's balance transactions) or `organization` (the setting).",
+    )
+    fee_refunded = serializers.IntegerField(
+        read_only=True,
+        help_text="The part of the fee given back to your balance with a won dispute: what Stripe "
+        "gave back, or the whole fee for the organization's setting.",
     )
     evidence_due_by = serializers.DateTimeField(
         read_only=True, allow_null=True, help_text="Submit evidence at the processor before this time."
@@ -58,14 +71,21 @@ class DisputeSerializer(serializers.ModelSerializer):
         help_text="When the order's subscription and benefits were revoked because of the dispute "
         "(the organization's `dispute_revokes_access` setting).",
     )
+    access_restored_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When a won dispute restored the access it revoked (the organization's "
+        "`dispute_won_restores_access` setting); `access_note` says what was restored.",
+    )
+    access_note = serializers.CharField(read_only=True)
 
     class Meta:
         model = Dispute
         fields = [
-            "id", "status", "reason", "amount", "currency", "tax_amount", "fee",
-            "order_id", "payment_id", "customer_id", "processor_dispute_id", "processor_charge_id",
+            "id", "status", "reason", "amount", "currency", "tax_amount", "fee", "fee_currency",
+            "fee_source", "fee_refunded", "order_id", "payment_id", "customer_id", "processor_dispute_id", "processor_charge_id",
             "evidence_due_by", "funds_withdrawn_at", "funds_reinstated_at", "closed_at", "access_revoked_at",
-            "created_at", "updated_at",
+            "access_restored_at", "access_note", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 

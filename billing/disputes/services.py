@@ -7,10 +7,14 @@ under a row lock and applies, exactly once each, whatever the snapshot proves ha
   (``processor_state_at``); a closed dispute stays closed;
 - funds withdrawn (the ``funds_withdrawn`` event, or a chargeback snapshot whose balance
   transactions hold a withdrawal): the disputed amount leaves the merchant's balance and
-  tax payable in proportion, and the organization's dispute fee is charged
-  (``postings.ledger_post_dispute``);
+  tax payable in proportion (``postings.ledger_post_dispute``), and the dispute fee is
+  charged once known: Stripe's, from the withdrawal's balance transactions, or the
+  organization's ``dispute_fee`` for a manual payment;
 - funds reinstated (the ``funds_reinstated`` event, or a dispute won after a withdrawal):
-  the amount comes back, the fee stays (``postings.ledger_post_dispute_reversal``);
+  the amount comes back (``postings.ledger_post_dispute_reversal``), and the fee as far as
+  Stripe gave it back on the reversal's balance transaction (all of it for the fallback);
+- a won dispute with ``organization.dispute_won_restores_access``: the subscription its
+  chargeback ended is restored while its paid period runs;
 - a new chargeback (not an inquiry) with ``organization.dispute_revokes_access``: the
   order's subscription ends now and each ``DISPUTE_BENEFIT_REVOCATION_HOOKS`` runs.
 
@@ -58,6 +62,9 @@ FUNDS_REINSTATED_EVENT = "charge.dispute.funds_reinstated"
 # Called with order= and dispute= once, when a new chargeback revokes access (benefits
 # register here when they exist). Runs inside the dispute's transaction.
 DISPUTE_BENEFIT_REVOCATION_HOOKS: list[Callable[..., object]] = []
+# Called with order= and dispute= once, when a won dispute restores the access it revoked
+# (``organization.dispute_won_restores_access``). Runs inside the dispute's transaction.
+DISPUTE_BENEFIT_RESTORATION_HOOKS: list[Callable[..., object]] = []
 
 
 def _id(value) -> str:
@@ -82,12 +89,46 @@ def _int(value, field: str) -> int:
     return value
 
 
-def _balance_amounts(payload: dict) -> list[int]:
-    amounts = []
-    for entry in payload.get("balance_transactions") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("amount"), int):
-            amounts.append(entry["amount"])
-    return amounts
+def _int_or_zero(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _balance_transactions(payload: dict) -> tuple[list[dict], list[dict]]:
+    """The dispute's balance transactions, split into withdrawals (``reporting_category``
+    ``dispute``, or a negative amount) and reinstatements (``dispute_reversal``, or positive)."""
+    withdrawals, reinstatements = [], []
+    entries = payload.get("balance_transactions")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or isinstance(entry.get("amount"), bool):
+            continue
+        amount = entry.get("amount")
+        if not isinstance(amount, int) or amount == 0:
+            continue
+        category = str(entry.get("reporting_category") or "")
+        reversal = category == "dispute_reversal" or (category != "dispute" and amount > 0)
+        (reinstatements if reversal else withdrawals).append(entry)
+    return withdrawals, reinstatements
+
+
+def _fee_of(entries: list[dict]) -> tuple[int, str]:
+    """The fee of balance transactions (``fee``; else the sum of ``fee_details``; else
+    ``amount - net``) and its currency."""
+    total, currency = 0, ""
+    for entry in entries:
+        fee = entry.get("fee")
+        details = entry.get("fee_details")
+        net = entry.get("net")
+        if isinstance(fee, int) and not isinstance(fee, bool):
+            pass
+        elif isinstance(details, list):
+            fee = sum(_int_or_zero(d.get("amount")) for d in details if isinstance(d, dict))
+        elif isinstance(net, int) and not isinstance(net, bool):
+            fee = entry["amount"] - net
+        else:
+            fee = 0
+        total += fee
+        currency = currency or str(entry.get("currency") or "").lower()
+    return total, currency
 
 
 def dispute_order(payment: Payment) -> Order | None:
@@ -182,9 +223,8 @@ def _withdraw(dispute: Dispute) -> None:
         )
     else:
         dispute.tax_amount = 0
-    dispute.fee = dispute.organization.dispute_fee
     dispute.funds_withdrawn_at = clock.now()
-    dispute.save(update_fields=["tax_amount", "fee", "funds_withdrawn_at", "updated_at"])
+    dispute.save(update_fields=["tax_amount", "funds_withdrawn_at", "updated_at"])
     postings.ledger_post_dispute(dispute=dispute)
     logger.info(
         "dispute %s: %s %s withdrawn (tax %s, fee %s)",
@@ -194,6 +234,43 @@ def _withdraw(dispute: Dispute) -> None:
         dispute.tax_amount,
         dispute.fee,
     )
+
+
+def _from_processor(dispute: Dispute) -> bool:
+    """Stripe's balance transactions say what the dispute cost; a manual payment has none,
+    so the organization's ``dispute_fee`` stands in for them."""
+    return dispute.payment is not None and dispute.payment.processor == Payment.Processor.STRIPE
+
+
+def _charge_fee(dispute: Dispute, withdrawals: list[dict]) -> None:
+    """Record the dispute fee once it is known: Stripe's (the withdrawal's ``fee``, in its
+    settlement currency, even 0) or, for a manual payment, the organization's setting."""
+    if _from_processor(dispute):
+        if not withdrawals:
+            return  # not known yet: a later snapshot with the balance transaction records it
+        fee, currency = _fee_of(withdrawals)
+        source = "processor"
+    else:
+        fee, currency, source = dispute.organization.dispute_fee, dispute.currency, "organization"
+    dispute.fee, dispute.fee_currency, dispute.fee_source = max(fee, 0), currency or dispute.currency, source
+    dispute.save(update_fields=["fee", "fee_currency", "fee_source", "updated_at"])
+    postings.ledger_post_dispute_fee(dispute=dispute)
+
+
+def _refund_fee(dispute: Dispute, reinstatements: list[dict]) -> None:
+    """A won dispute gives the fee back as far as Stripe did (a negative fee on the reversal's
+    balance transaction); with the organization's setting, the whole fee comes back."""
+    if _from_processor(dispute):
+        if not reinstatements:
+            return
+        refunded, _currency = _fee_of(reinstatements)
+        refunded = -refunded
+    else:
+        refunded = dispute.fee
+    dispute.fee_refunded = max(0, min(refunded, dispute.fee))
+    dispute.fee_refunded_at = clock.now()
+    dispute.save(update_fields=["fee_refunded", "fee_refunded_at", "updated_at"])
+    postings.ledger_post_dispute_fee_reversal(dispute=dispute)
 
 
 def _reinstate(dispute: Dispute) -> None:
@@ -217,9 +294,43 @@ def _revoke_access(dispute: Dispute) -> None:
         if subscription.status != Subscription.Status.CANCELED:
             reason = f"Disputed payment ({dispute.reason or 'dispute'} {dispute.processor_dispute_id})"
             with contextlib.suppress(Conflict):  # ended meanwhile: nothing left to revoke
+                status = subscription.status
                 subscription_revoke(subscription=subscription, reason=reason)
+                dispute.revoked_subscription, dispute.revoked_subscription_status = subscription, status
+                dispute.save(
+                    update_fields=["revoked_subscription", "revoked_subscription_status", "updated_at"]
+                )
     for hook in DISPUTE_BENEFIT_REVOCATION_HOOKS:
         hook(order=order, dispute=dispute)
+
+
+def _restore_access(dispute: Dispute) -> None:
+    """A won dispute gives back what its chargeback took away, when the organization says so:
+    the subscription it ended continues (while its paid period runs; a past-due one stays
+    ended: its dunning was stopped) and each ``DISPUTE_BENEFIT_RESTORATION_HOOKS`` runs."""
+    from billing.subscriptions.services import RESTORABLE_STATUSES, subscription_restore
+
+    dispute.access_restored_at = clock.now()
+    note = "access restored"
+    subscription = dispute.revoked_subscription
+    if subscription is not None:
+        if dispute.revoked_subscription_status not in RESTORABLE_STATUSES:
+            note = f"subscription not restored: it was {dispute.revoked_subscription_status} when it ended"
+        else:
+            try:
+                subscription_restore(
+                    subscription=subscription,
+                    status=dispute.revoked_subscription_status,
+                    reason=f"Dispute {dispute.processor_dispute_id} won",
+                )
+            except Conflict as exc:
+                note = f"subscription not restored: {exc.detail}"
+    dispute.access_note = note[:255]
+    dispute.save(update_fields=["access_restored_at", "access_note", "updated_at"])
+    logger.info("dispute %s won: %s", dispute.processor_dispute_id, note)
+    if dispute.order is not None:
+        for hook in DISPUTE_BENEFIT_RESTORATION_HOOKS:
+            hook(order=dispute.order, dispute=dispute)
 
 
 @transaction.atomic
@@ -249,8 +360,7 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
     organization = dispute.organization
     is_chargeback = facts["status"] not in WARNING
 
-    withdrawals = [amount for amount in _balance_amounts(payload) if amount < 0]
-    reinstatements = [amount for amount in _balance_amounts(payload) if amount > 0]
+    withdrawals, reinstatements = _balance_transactions(payload)
     # A reinstatement proves the withdrawal before it, even when that event has not come yet.
     withdrawn = is_chargeback and (
         event_type in (FUNDS_WITHDRAWN_EVENT, FUNDS_REINSTATED_EVENT) or bool(withdrawals)
@@ -262,8 +372,12 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
     )
     if withdrawn and dispute.funds_withdrawn_at is None:
         _withdraw(dispute)
+    if dispute.funds_withdrawn_at is not None and not dispute.fee_source:
+        _charge_fee(dispute, withdrawals)
     if reinstated and dispute.funds_withdrawn_at is not None and dispute.funds_reinstated_at is None:
         _reinstate(dispute)
+    if dispute.funds_reinstated_at is not None and dispute.fee_source and dispute.fee_refunded_at is None:
+        _refund_fee(dispute, reinstatements)
     if (
         is_chargeback
         and not was_chargeback
@@ -271,4 +385,11 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
         and organization.dispute_revokes_access
     ):
         _revoke_access(dispute)
+    if (
+        dispute.status == S.WON
+        and dispute.access_revoked_at is not None
+        and dispute.access_restored_at is None
+        and organization.dispute_won_restores_access
+    ):
+        _restore_access(dispute)
     return dispute

@@ -103,6 +103,7 @@ def _disputes(batch_size: int) -> tuple[int, int]:
                 if dispute.funds_reinstated_at is not None and not dispute.reinstated:
                     postings.ledger_post_dispute_reversal(dispute=dispute)
                     reinstatements += 1
+                postings.ledger_post_dispute_fee_reversal(dispute=dispute)  # by key; none without one
     return withdrawals, reinstatements
 
 

@@ -67,6 +67,7 @@ class LedgerTransaction(models.Model):
         DISPUTE = "dispute"
         DISPUTE_REVERSAL = "dispute_reversal"
         DISPUTE_FEE = "dispute_fee"
+        DISPUTE_FEE_REVERSAL = "dispute_fee_reversal"
         PAYOUT = "payout"
         PAYOUT_REVERSAL = "payout_reversal"
         BALANCE_ADJUSTMENT = "balance_adjustment"

@@ -108,47 +108,72 @@ def _dispute_entries(dispute) -> list[tuple[LedgerAccount, int]]:
     ]
 
 
-def ledger_post_dispute(*, dispute) -> list[LedgerTransaction]:
-    """Funds withdrawn for a dispute: the amount leaves processor cash, taken back from the
-    merchant's balance and tax payable in proportion; the dispute fee is charged to the
-    merchant. Returns the postings (the fee's only when there is one)."""
-    common = {
+def _dispute_common(dispute) -> dict:
+    return {
         "organization": dispute.organization,
         "order": dispute.order,
         "payment": dispute.payment,
         "dispute": dispute,
         "customer": dispute.customer,
     }
+
+
+def _dispute_fee_entries(dispute, amount: int) -> list[tuple[LedgerAccount, int]]:
+    """The merchant pays (``amount`` > 0) or gets back (< 0) a dispute fee, in the fee's own
+    currency (Stripe's settlement currency)."""
+    currency = dispute.fee_currency or dispute.currency
+    return [
+        (account_for(Kind.MERCHANT_BALANCE, dispute.organization, currency=currency), amount),
+        (account_for(Kind.PROCESSOR_CASH, currency=currency), -amount),
+    ]
+
+
+def ledger_post_dispute(*, dispute) -> list[LedgerTransaction]:
+    """Funds withdrawn for a dispute: the amount leaves processor cash, taken back from the
+    merchant's balance and tax payable in proportion; the dispute fee, when it is known, is
+    charged to the merchant. Returns the postings (the fee's only when there is one)."""
     posted = [
         ledger_post(
             type=TxType.DISPUTE,
             idempotency_key=f"dispute:{dispute.pk}:withdrawn",
             entries=_dispute_entries(dispute),
             description=f"Dispute {dispute.processor_dispute_id}: funds withdrawn",
-            **common,
+            **_dispute_common(dispute),
         )
     ]
-    if dispute.fee > 0:
-        posted.append(
-            ledger_post(
-                type=TxType.DISPUTE_FEE,
-                idempotency_key=f"dispute:{dispute.pk}:fee",
-                entries=[
-                    (
-                        account_for(Kind.MERCHANT_BALANCE, dispute.organization, currency=dispute.currency),
-                        dispute.fee,
-                    ),
-                    (account_for(Kind.PROCESSOR_CASH, currency=dispute.currency), -dispute.fee),
-                ],
-                description=f"Dispute {dispute.processor_dispute_id}: dispute fee",
-                **common,
-            )
-        )
-    return posted
+    fee = ledger_post_dispute_fee(dispute=dispute)
+    return posted + ([fee] if fee is not None else [])
+
+
+def ledger_post_dispute_fee(*, dispute) -> LedgerTransaction | None:
+    """The dispute fee charged to the merchant (none when it is zero)."""
+    if dispute.fee <= 0:
+        return None
+    return ledger_post(
+        type=TxType.DISPUTE_FEE,
+        idempotency_key=f"dispute:{dispute.pk}:fee",
+        entries=_dispute_fee_entries(dispute, dispute.fee),
+        description=f"Dispute {dispute.processor_dispute_id}: dispute fee",
+        **_dispute_common(dispute),
+    )
+
+
+def ledger_post_dispute_fee_reversal(*, dispute) -> LedgerTransaction | None:
+    """The part of the dispute fee given back with a won dispute (``dispute.fee_refunded``)."""
+    if dispute.fee_refunded <= 0:
+        return None
+    return ledger_post(
+        type=TxType.DISPUTE_FEE_REVERSAL,
+        idempotency_key=f"dispute:{dispute.pk}:fee_refunded",
+        entries=_dispute_fee_entries(dispute, -dispute.fee_refunded),
+        description=f"Dispute {dispute.processor_dispute_id}: dispute fee given back",
+        **_dispute_common(dispute),
+    )
 
 
 def ledger_post_dispute_reversal(*, dispute) -> LedgerTransaction:
-    """A won dispute: the withdrawn funds come back (the dispute fee is not refunded)."""
+    """A won dispute: the withdrawn funds come back (the fee's return, when there is one, is
+    ``ledger_post_dispute_fee_reversal``)."""
     return ledger_post(
         type=TxType.DISPUTE_REVERSAL,
         organization=dispute.organization,

@@ -113,6 +113,13 @@ class ManualProcessor:
             refund_id=manual_id("re", idempotency_key), status="succeeded", amount=amount, currency=""
         )
 
+    def refund_retrieve(self, *, refund_id: str) -> RefundOutcome:
+        # A manual refund succeeds when it is recorded; there is nothing to look up.
+        raise ProcessorError(f"{refund_id!r} cannot be looked up manually", code="resource_missing")
+
+    def refund_find(self, *, payment_intent_id: str, metadata: dict[str, str]) -> RefundOutcome | None:
+        return None  # nothing was sent anywhere: recording the refund again is the answer
+
     def balance_transaction_for_charge(self, *, charge_id: str) -> BalanceInfo | None:
         return None  # no processor, no fee
 

@@ -42,6 +42,10 @@ class Payment(BaseModel):
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     amount_refunded = models.BigIntegerField(default=0)
+    # The processor's own cumulative refunded figure (a charge's ``amount_refunded``), as of
+    # ``processor_refunded_at``; written by the refunds feature, null until reported.
+    processor_amount_refunded = models.BigIntegerField(null=True, blank=True)
+    processor_refunded_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=200, unique=True)
     off_session = models.BooleanField(default=False)
 

@@ -50,6 +50,9 @@ class RefundOutcome:
     amount: int
     currency: str
     failure_reason: str = ""
+    payment_intent_id: str = ""
+    charge_id: str = ""
+    metadata: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,13 @@ class PaymentProcessor(Protocol):
         idempotency_key: str,
         metadata: dict[str, str],
     ) -> RefundOutcome: ...
+
+    def refund_retrieve(self, *, refund_id: str) -> RefundOutcome: ...
+
+    def refund_find(self, *, payment_intent_id: str, metadata: dict[str, str]) -> RefundOutcome | None:
+        """The payment's refund whose metadata holds all of ``metadata`` (a refund whose id we
+        never learnt), or None when the processor provably has none."""
+        ...
 
     def balance_transaction_for_charge(self, *, charge_id: str) -> BalanceInfo | None: ...
 

@@ -170,6 +170,20 @@ def _charge_outcome(
     )
 
 
+def _refund_outcome(refund: dict[str, Any]) -> RefundOutcome:
+    status = refund.get("status") or "pending"
+    return RefundOutcome(
+        refund_id=str(refund.get("id") or ""),
+        status=status if status in REFUND_STATUSES else "pending",
+        amount=int(refund.get("amount") or 0),
+        currency=str(refund.get("currency") or ""),
+        failure_reason=str(refund.get("failure_reason") or ""),
+        payment_intent_id=_id_of(refund.get("payment_intent")),
+        charge_id=_id_of(refund.get("charge")),
+        metadata=_strings(_plain(refund.get("metadata"))),
+    )
+
+
 def _card_info(pm: dict[str, Any]) -> PaymentMethodInfo:
     card = _plain(pm.get("card"))
     return PaymentMethodInfo(
@@ -426,14 +440,32 @@ class StripeProcessor:
             refund = _plain(client.v1.refunds.create(params, self._options(idempotency_key)))
         except stripe.StripeError as exc:
             raise _processor_error(exc) from exc
-        status = refund.get("status") or "pending"
-        return RefundOutcome(
-            refund_id=str(refund.get("id") or ""),
-            status=status if status in REFUND_STATUSES else "pending",
-            amount=int(refund.get("amount") or 0),
-            currency=str(refund.get("currency") or ""),
-            failure_reason=str(refund.get("failure_reason") or ""),
-        )
+        return _refund_outcome(refund)
+
+    def refund_retrieve(self, *, refund_id: str) -> RefundOutcome:
+        try:
+            refund = _plain(self._stripe().v1.refunds.retrieve(refund_id))
+        except stripe.StripeError as exc:
+            raise _processor_error(exc) from exc
+        return _refund_outcome(refund)
+
+    def refund_find(self, *, payment_intent_id: str, metadata: dict[str, str]) -> RefundOutcome | None:
+        wanted = _strings(metadata)
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "limit": 100}
+        client = self._stripe()
+        try:
+            while True:
+                page = _plain(client.v1.refunds.list(params))
+                refunds = [_plain(item) for item in page.get("data") or []]
+                for refund in refunds:
+                    found = _plain(refund.get("metadata"))
+                    if all(str(found.get(key)) == value for key, value in wanted.items()):
+                        return _refund_outcome(refund)
+                if not page.get("has_more") or not refunds:
+                    return None
+                params["starting_after"] = refunds[-1]["id"]
+        except stripe.StripeError as exc:
+            raise _processor_error(exc) from exc
 
     def balance_transaction_for_charge(self, *, charge_id: str) -> BalanceInfo | None:
         client = self._stripe()

@@ -47,9 +47,17 @@ class Refund(BaseModel):
     tax_amount = models.BigIntegerField(default=0)
     processor_refund_id = models.CharField(max_length=255, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
-    # Created in Recur (API, backoffice) or found in a processor event (a dashboard refund).
+    # Created in Recur (API, backoffice), found in a processor report (a dashboard refund), or
+    # the part of the processor's cumulative refunded figure no itemised refund explains yet
+    # (a truncated refunds list): ``processor_total``, replaced as the items arrive.
     origin = models.CharField(
-        max_length=20, choices=[("recur", "Recur"), ("processor", "Processor")], default="recur"
+        max_length=20,
+        choices=[
+            ("recur", "Recur"),
+            ("processor", "Processor"),
+            ("processor_total", "Processor total (not itemised)"),
+        ],
+        default="recur",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -75,6 +83,12 @@ class Refund(BaseModel):
                 fields=["processor_refund_id"],
                 condition=~Q(processor_refund_id=""),
                 name="refund_processor_id_unique",
+            ),
+            # One live "not itemised" remainder per payment at most.
+            models.UniqueConstraint(
+                fields=["payment"],
+                condition=Q(origin="processor_total", status__in=["pending", "succeeded"]),
+                name="refund_one_live_processor_total",
             ),
         ]
         indexes = [

@@ -1,76 +1,55 @@
-"""Stripe's ``refund.*`` events. Registered in ``RECEIVERS`` when the app is ready (replacing
-the "deferred" placeholder); each report goes through ``refund_apply_outcome``, so duplicate
-and out-of-order events converge. ``charge.refunded`` stays with the payments receiver (it
-updates the payment's refunded amount)."""
+"""Stripe's refund reports: ``refund.created|updated|failed`` and the legacy
+``charge.refund.updated`` carry a refund object; ``charge.refunded`` and ``charge.updated``
+carry the charge with its cumulative ``amount_refunded`` and a (maybe truncated) refunds list.
+Registered when the app is ready, replacing the "deferred" placeholders and wrapping the
+payments receiver of those charge events (which still applies the charge's payment facts).
+Everything goes through ``billing.refunds.reports``, so any delivery order converges."""
 
-from billing.checkout.models import Checkout
-from billing.orders.models import Order
-from billing.payments.models import ExternalEvent, Payment
-from billing.payments.receivers import Handled, _id, receiver
-from billing.payments.services import payment_find, reference_id
-from billing.refunds import services
-from billing.refunds.models import Refund
-from core.ids import parse_uuid
+import logging
 
+from billing.payments.models import ExternalEvent
+from billing.payments.receivers import Handled, _id, on_charge, receiver
+from billing.payments.services import payment_find
+from billing.refunds import reports
 
-def _order_of(payment: Payment) -> Order | None:
-    order_id = reference_id(payment, "order")
-    if order_id is not None:
-        return Order.objects.filter(pk=order_id, organization_id=payment.organization_id).first()
-    checkout_id = reference_id(payment, "checkout")
-    if checkout_id is not None and Checkout.objects.filter(pk=checkout_id).exists():
-        return Order.objects.filter(checkout_id=checkout_id, organization_id=payment.organization_id).first()
-    return None
+logger = logging.getLogger("recur.refunds")
+
+REFUND_OBJECT_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
+CHARGE_EVENTS = ("charge.refunded", "charge.updated")
 
 
-def _find(obj: dict) -> Refund | None:
-    """Our refund: its id in the processor refund's metadata, else the processor's id."""
-    refund_id = str((obj.get("metadata") or {}).get("recur_refund_id") or "")
-    if refund_id and parse_uuid(refund_id):
-        refund = Refund.objects.filter(pk=refund_id).first()
-        if refund is not None:
-            return refund
-    processor_id = _id(obj.get("id"))
-    if processor_id:
-        return Refund.objects.filter(processor_refund_id=processor_id).first()
-    return None
+def _refused(event: ExternalEvent, exc: reports.RefundReportRefused) -> Handled:
+    logger.warning("refused %s %s: %s", event.type, event.event_id, exc.detail)
+    return Handled.ignored(f"refused: {exc.detail}")
 
 
-@receiver("refund.created", "refund.updated", "refund.failed")
+@receiver(*REFUND_OBJECT_EVENTS)
 def on_refund(event: ExternalEvent) -> Handled:
-    obj = event.object
-    status = services.OUTCOME_STATUS.get(str(obj.get("status") or ""), Refund.Status.PENDING)
-    if event.type == "refund.failed":
-        status = Refund.Status.FAILED
-    processor_id = _id(obj.get("id"))
-    failure_reason = str(obj.get("failure_reason") or "")
-    refund = _find(obj)
-    if refund is not None:
-        services.refund_apply_outcome(
-            refund=refund,
-            status=status,
-            processor_refund_id=processor_id,
-            failure_reason=failure_reason,
-            observed_at=event.occurred_at,
-        )
-        return Handled.processed()
+    try:
+        report = reports.ProcessorRefund.from_object(event.object, event_type=event.type)
+        refund = reports.refund_report_apply(report=report, observed_at=event.occurred_at)
+    except reports.RefundReportRefused as exc:
+        return _refused(event, exc)
+    if refund is None:
+        return Handled.ignored("no Recur payment (or no order of it) for this refund's charge")
+    return Handled.processed(f"refund {refund.pk} is {refund.status}")
+
+
+@receiver(*CHARGE_EVENTS)
+def on_charge_refunds(event: ExternalEvent) -> Handled:
+    charge = event.object
     payment = payment_find(
-        payment_intent_id=_id(obj.get("payment_intent")), charge_id=_id(obj.get("charge")), metadata={}
+        payment_intent_id=_id(charge.get("payment_intent")),
+        charge_id=_id(charge.get("id")),
+        metadata=charge.get("metadata") or {},
     )
     if payment is None:
-        return Handled.ignored("no Recur payment for this refund")
-    order = _order_of(payment)
-    if order is None:
-        return Handled.ignored("the refunded payment belongs to no Recur order")
-    services.refund_record_external(
-        payment=payment,
-        order=order,
-        processor_refund_id=processor_id,
-        amount=int(obj.get("amount") or 0),
-        currency=str(obj.get("currency") or "").lower(),
-        status=status,
-        reason=str(obj.get("reason") or ""),
-        failure_reason=failure_reason,
-        observed_at=event.occurred_at,
-    )
-    return Handled.processed("refund made outside Recur recorded")
+        return on_charge(event)  # ignored there, with its note
+    try:
+        refunds = reports.refund_apply_charge_snapshot(
+            payment=payment, charge=charge, observed_at=event.occurred_at
+        )
+    except reports.RefundReportRefused as exc:
+        return _refused(event, exc)
+    handled = on_charge(event)
+    return Handled(handled.status, f"{len(refunds)} refund(s) applied" if refunds else "")

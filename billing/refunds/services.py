@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q, Sum
@@ -33,15 +33,13 @@ from billing.refunds.models import Refund
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.faults import crash_point
 
 logger = logging.getLogger("recur.refunds")
 
 S = Refund.Status
 ACTIVE = (S.PENDING, S.SUCCEEDED)  # refunds that count against the order (like Stripe's amount_refunded)
 REFUNDABLE_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
-# Pending refunds without a processor id older than this are submitted again by the sweeper.
-RESUBMIT_AFTER = timedelta(minutes=2)
-SWEEP_BATCH = 200
 
 # Called with order= when a refund revokes the order's benefits (the benefits feature registers).
 ORDER_BENEFIT_REVOCATION_HOOKS: list[Callable[..., object]] = []
@@ -81,9 +79,18 @@ def _sums(order: Order, payment: Payment | None) -> dict[str, int]:
     return {name: int(value) for name, value in totals.items()}
 
 
-def _capacity(order: Order, payment: Payment | None, sums: dict[str, int]) -> tuple[int, int]:
-    """What can still go back to the card and to the wallet."""
-    card = max(payment.amount - sums["card"], 0) if payment is not None else 0
+def _capacity(
+    order: Order, payment: Payment | None, sums: dict[str, int], *, reported: bool = False
+) -> tuple[int, int]:
+    """What can still go back to the card and to the wallet. A refund Recur makes is also
+    capped by what the processor says it already refunded (``processor_amount_refunded``);
+    a refund the processor reports is what makes up that figure, so it is not."""
+    card = 0
+    if payment is not None:
+        card_refunded = sums["card"]
+        if not reported and payment.processor_amount_refunded is not None:
+            card_refunded = max(card_refunded, payment.processor_amount_refunded)
+        card = max(payment.amount - card_refunded, 0)
     wallet = max(min(max(order.applied_balance, 0), order.total) - sums["wallet"], 0)
     return card, wallet
 
@@ -105,17 +112,22 @@ def order_refundable(order: Order) -> int:
     return max(min(order.total - order.refunded_amount, card + wallet), 0)
 
 
-def _plan(order: Order, amount: int | None) -> RefundPreview:
-    """The split and tax of a refund; raises the same errors ``refund_create`` does."""
+def _plan(order: Order, amount: int | None, *, reported: bool = False) -> RefundPreview:
+    """The split and tax of a refund; raises the same errors ``refund_create`` does.
+    ``reported``: a refund the processor already made (recorded, not requested), which a
+    dispute does not block (the money has left) and only the card can have taken."""
     if order.status not in REFUNDABLE_STATUSES:
         raise Conflict(
             f"Only paid orders can be refunded; this order is {order.get_status_display().lower()}.",
             code="order_not_refundable",
         )
-    _check_not_disputed(order)
+    if not reported:
+        _check_not_disputed(order)
     payment = order_settled_payment(order)
     sums = _sums(order, payment)
-    card_cap, wallet_cap = _capacity(order, payment, sums)
+    card_cap, wallet_cap = _capacity(order, payment, sums, reported=reported)
+    if reported:
+        wallet_cap = 0
     refunded_before = order.refunded_amount
     refundable = max(min(order.total - refunded_before, card_cap + wallet_cap), 0)
     if amount is None:
@@ -337,6 +349,7 @@ def refund_submit(*, refund: Refund) -> Refund:
             observed_at=clock.now(),
         )
     Refund.objects.filter(pk=refund.pk).update(submitted_at=clock.now())
+    crash_point("refunds.before_processor_call")
     try:
         outcome = _processor(refund, payment).refund_create(
             payment_intent_id=payment.processor_payment_id,
@@ -362,6 +375,9 @@ def refund_submit(*, refund: Refund) -> Refund:
             failure_reason=f"{exc.code or 'processor_error'}: {exc}",
             observed_at=clock.now(),
         )
+    # Killed here, the processor has the refund and Recur does not know its id: the settle
+    # sweep finds it by its metadata (billing.refunds.settlement) instead of sending it again.
+    crash_point("refunds.after_processor_call")
     return refund_apply_outcome(
         refund=refund,
         status=OUTCOME_STATUS.get(outcome.status, S.PENDING),
@@ -468,100 +484,3 @@ def refund_apply_outcome(
         if changed:
             refund.save(update_fields=[*changed, "updated_at"])
     return refund
-
-
-def refund_record_external(
-    *,
-    payment: Payment,
-    order: Order,
-    processor_refund_id: str,
-    amount: int,
-    currency: str,
-    status: str,
-    reason: str = "",
-    failure_reason: str = "",
-    observed_at: datetime,
-) -> Refund:
-    """A refund made at the processor (its dashboard, say) that Recur did not create: recorded
-    with ``origin="processor"`` and posted like any refund. One that already failed moved no
-    money and is recorded without a posting. Raises if it does not fit the order (more than
-    is refundable, another currency), so the event is kept as failed with the error."""
-    if status not in MOVES:
-        raise InvalidInput(f"Unknown refund status {status!r}.", field="status")
-    if not processor_refund_id:
-        raise InvalidInput("A processor refund needs its id.", field="processor_refund_id")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise InvalidInput(f"A processor refund needs a positive amount, got {amount!r}.", field="amount")
-    with transaction.atomic():
-        order = _lock_order(order)
-        existing = Refund.objects.filter(processor_refund_id=processor_refund_id).first()
-        if existing is not None:  # a concurrent event recorded it first
-            return refund_apply_outcome(
-                refund=existing,
-                status=status,
-                processor_refund_id=processor_refund_id,
-                failure_reason=failure_reason,
-                observed_at=observed_at,
-            )
-        _check_currency(order, currency)
-        reason = reason if reason in Refund.Reason.values else Refund.Reason.OTHER
-        now = clock.now()
-        common = {
-            "organization": order.organization,
-            "order": order,
-            "customer": order.customer,
-            "payment": payment,
-            "reason": reason,
-            "comment": "Refunded at the processor",
-            "currency": order.currency,
-            "origin": "processor",
-            "processor_refund_id": processor_refund_id,
-            "processor_state_at": observed_at,
-            "submitted_at": now,
-        }
-        if status in (S.FAILED, S.CANCELED):
-            return Refund.objects.create(
-                **common,
-                status=status,
-                amount=amount,
-                card_amount=amount,
-                failure_reason=failure_reason[:255],
-                failed_at=now,
-            )
-        plan = _plan(order, amount)
-        if plan.card_amount != amount:
-            raise InvalidInput(
-                f"The refund of {amount} exceeds what the card paid and is not yet refunded "
-                f"({plan.card_amount}).",
-                field="amount",
-                code="amount_exceeds_refundable",
-            )
-        refund = Refund.objects.create(
-            **common,
-            status=status,
-            amount=amount,
-            card_amount=amount,
-            wallet_amount=0,
-            tax_amount=plan.tax_amount,
-            succeeded_at=now if status == S.SUCCEEDED else None,
-        )
-        ledger_post_refund(refund=refund)
-        _recount(order, payment)
-    return refund
-
-
-def refunds_sweep(*, limit: int = SWEEP_BATCH) -> int:
-    """Submit again pending refunds whose processor call never answered (a crash, a timeout):
-    same idempotency key, so the processor returns the refund it may already have made."""
-    cutoff = clock.now() - RESUBMIT_AFTER
-    stale = list(
-        Refund.objects.filter(
-            status=S.PENDING, processor_refund_id="", card_amount__gt=0, created_at__lt=cutoff
-        ).order_by("created_at")[:limit]
-    )
-    for refund in stale:
-        try:
-            refund_submit(refund=refund)
-        except Exception:  # one bad refund must not stop the others
-            logger.exception("resubmitting %s failed", refund.idempotency_key)
-    return len(stale)

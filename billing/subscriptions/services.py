@@ -281,6 +281,34 @@ def subscription_revoke(
     return subscription
 
 
+RESTORABLE_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.TRIALING)
+
+
+@transaction.atomic
+def subscription_restore(
+    *, subscription: Subscription, status: str, reason: str = "", actor=None
+) -> Subscription:
+    """Undo a revocation that turned out unfounded (a dispute since won): the subscription
+    continues in ``status`` as if it had not ended, until the end of the period already paid
+    for, and renews from there. Refused once that period is over (restoring then would bill a
+    period the customer never had) and for any status but active or trialing."""
+    subscription = _lock(subscription)
+    if subscription.status != Subscription.Status.CANCELED or subscription.ended_at is None:
+        raise Conflict("Only an ended subscription can be restored.", code="subscription_not_ended")
+    if status not in RESTORABLE_STATUSES:
+        raise InvalidInput(f"Cannot restore a subscription to {status!r}.", field="status")
+    if subscription.current_period_end <= clock.now():
+        raise Conflict("The period it was paid for is over.", code="subscription_period_over")
+    subscription.status = status
+    subscription.canceled_at = None
+    subscription.ended_at = None
+    subscription.benefits_revoke_at = None
+    subscription.cancellation_comment = ""
+    subscription.save()
+    _audit(actor, "subscription.restore", subscription, reason=reason)
+    return subscription
+
+
 @transaction.atomic
 def subscription_pause(*, subscription: Subscription, actor=None) -> Subscription:
     """Pause at the end of the period: no renewals until resumed."""

@@ -45,6 +45,9 @@ def test_list_and_retrieve(api, disputes):
         "currency": "usd",
         "tax_amount": 2_000,
         "fee": 1_500,
+        "fee_currency": "usd",
+        "fee_source": "organization",  # a manual payment: the organization's setting
+        "fee_refunded": 1_500,  # won: the fallback gives the whole fee back
         "order_id": str(won.order_id),
         "payment_id": str(won.payment_id),
         "customer_id": str(won.customer_id),
@@ -55,6 +58,8 @@ def test_list_and_retrieve(api, disputes):
         "funds_reinstated_at": "2027-05-01T10:00:00Z",
         "closed_at": detail["closed_at"],
         "access_revoked_at": "2027-05-01T10:00:00Z",
+        "access_restored_at": None,
+        "access_note": "",
         "created_at": "2027-05-01T10:00:00Z",
         "updated_at": "2027-05-01T10:00:00Z",
     }

@@ -100,14 +100,14 @@ def test_detail_shows_money_deadline_order_postings_and_snapshot(backoffice, dis
     assert "dp_won" in html and "won" in html and "fraudulent" in html
     assert "$20.00" in html  # the amount
     assert "$15.00" in html  # the fee
-    assert "kept if won" in html
+    assert "the organization&#x27;s dispute fee (manual payment); given back if won" in html
     assert reverse("admin:orders_order_change", args=[dispute.order_id]) in html
     # The ledger postings: transactions and their entries.
-    for kind in ("dispute", "dispute fee", "dispute reversal"):
+    for kind in ("dispute", "dispute fee", "dispute reversal", "dispute fee reversal"):
         assert f">{kind}<" in html or f">{kind}</a>" in html
     assert f"dispute:{dispute.pk}:withdrawn" in html and f"dispute:{dispute.pk}:reinstated" in html
-    assert html.count('data-entry="merchant_balance"') == 3
-    assert html.count('data-entry="processor_cash"') == 3
+    assert html.count('data-entry="merchant_balance"') == 4  # the fee given back too
+    assert html.count('data-entry="processor_cash"') == 4
     # The raw snapshot, pretty-printed.
     assert "&quot;balance_transactions&quot;" in html and "bo-json" in html
     # Read-only: no save buttons, no delete.

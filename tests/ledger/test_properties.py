@@ -189,10 +189,10 @@ def dispute(expected: Expected, pick: int, outcome: str) -> None:
         return
     closed = dispute_payload(order, dispute_id, outcome, withdrawn=True, reinstated=outcome == "won")
     dispute_apply_snapshot(payload=closed, observed_at=now + timedelta(seconds=1))
-    if outcome == "won":
-        expected.merchant += order.total - tax
+    if outcome == "won":  # a manual payment: the organization's fee comes back with the amount
+        expected.merchant += order.total - tax + DISPUTE_FEE
         expected.tax_payable += tax
-        expected.processor_cash += order.total
+        expected.processor_cash += order.total + DISPUTE_FEE
 
 
 def order_payment(order):

@@ -9,7 +9,7 @@ import time_machine
 
 from billing.ledger.models import LedgerTransaction
 from billing.payments.models import ExternalEvent
-from billing.refunds import services
+from billing.refunds import services, settlement
 from billing.refunds.models import Refund
 from core import clock
 from tests.refunds.helpers import buy, card, ledger, post_event, refund_object, settled_payment
@@ -204,11 +204,11 @@ def test_unreachable_processor_leaves_the_refund_pending_for_the_sweeper(
     paid.refresh_from_db()
     assert paid.status == "refunded"  # counted at once, like Stripe's amount_refunded
 
-    assert services.refunds_sweep() == 0  # too recent
+    assert settlement.refunds_settle_pending() == 0  # too recent
     settings.STRIPE_API_HOST = localstripe.url
     with time_machine.travel(clock.now() + timedelta(minutes=3)):
-        assert services.refunds_sweep() == 1
+        assert settlement.refunds_settle_pending() == 1
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.processor_refund_id.startswith("re_")
     assert refund.failure_reason == ""
-    assert services.refunds_sweep() == 0  # converged
+    assert settlement.refunds_settle_pending() == 0  # converged

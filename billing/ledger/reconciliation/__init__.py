@@ -149,18 +149,20 @@ def refunds_missing_postings():
 
 def disputes_missing_postings():
     """Withdrawn funds without their dispute posting (or the fee's, when there is a fee);
-    reinstated funds without their reversal."""
+    reinstated funds without their reversal; a fee given back without its posting."""
     return (
         Dispute.objects.filter(Q(funds_withdrawn_at__isnull=False) | Q(funds_reinstated_at__isnull=False))
         .annotate(
             withdrawn=_posted(TxType.DISPUTE, dispute=OuterRef("pk")),
             fee_posted=_posted(TxType.DISPUTE_FEE, dispute=OuterRef("pk")),
             reinstated=_posted(TxType.DISPUTE_REVERSAL, dispute=OuterRef("pk")),
+            fee_reversed=_posted(TxType.DISPUTE_FEE_REVERSAL, dispute=OuterRef("pk")),
         )
         .filter(
             Q(funds_withdrawn_at__isnull=False, withdrawn=False)
             | Q(funds_withdrawn_at__isnull=False, fee__gt=0, fee_posted=False)
             | Q(funds_reinstated_at__isnull=False, reinstated=False)
+            | Q(fee_refunded__gt=0, fee_reversed=False)
         )
         .order_by("created_at")
     )
@@ -194,10 +196,13 @@ def _disputes_without_posting() -> list[dict]:
         .values_list(
             "pk", "organization_id", "processor_dispute_id", "amount", "currency", "fee",
             "funds_withdrawn_at", "funds_reinstated_at", "withdrawn", "fee_posted", "reinstated",
+            "fee_refunded", "fee_reversed",
         )[:LIMIT]
     )  # fmt: skip
     found = []
-    for pk, org, dp, amount, currency, fee, out_at, back_at, withdrawn, fee_posted, reinstated in rows:
+    for row in rows:
+        pk, org, dp, amount, currency, fee, out_at, back_at, withdrawn, fee_posted, reinstated = row[:11]
+        fee_refunded, fee_reversed = row[11:]
         missing = []
         if out_at is not None and not withdrawn:
             missing.append("dispute")
@@ -205,6 +210,8 @@ def _disputes_without_posting() -> list[dict]:
             missing.append("dispute_fee")
         if back_at is not None and not reinstated:
             missing.append("dispute_reversal")
+        if fee_refunded > 0 and not fee_reversed:
+            missing.append("dispute_fee_reversal")
         found.append(
             {"check": "dispute_without_posting", "dispute": str(pk), "processor_dispute_id": dp,
              "organization": str(org), "amount": amount, "currency": currency, "missing": missing}
