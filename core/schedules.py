@@ -86,3 +86,11 @@ SCHEDULES += (
         description="Reads and posts the Stripe fee of succeeded payments whose fee task was lost.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: collect due orders",
+        "subscriptions.collect_due_orders",
+        every=timedelta(minutes=1),
+        description="Starts the first payment attempt of orders whose collection task was lost.",
+    ),
+)
