@@ -96,3 +96,11 @@ SCHEDULES += (
         "and the ledger reconciles; stores the run for the dashboard.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: collect due orders",
+        "subscriptions.collect_due_orders",
+        every=timedelta(minutes=1),
+        description="Starts the first payment attempt of orders whose collection task was lost.",
+    ),
+)

@@ -85,6 +85,8 @@ def order_create(
         customer_tax_id=customer.tax_id,
         invoice_number=invoice_number_assign(organization=organization) if paid else None,
         paid_at=now if paid else None,
+        # Owed money: the first automatic attempt is due now (see orders_due_unscheduled).
+        next_payment_attempt_at=None if paid or total <= 0 else now,
         **links,
     )
     OrderItem.objects.bulk_create(

@@ -22,6 +22,7 @@ from billing.payments.processor import ChargeOutcome, PaymentProcessor, Processo
 from core import clock
 from core.audit import audit_record
 from core.errors import Conflict, InvalidInput
+from core.faults import crash_point
 from core.ids import parse_uuid
 
 logger = logging.getLogger("recur.payments")
@@ -254,6 +255,7 @@ def payment_confirm(*, payment: Payment, processor: PaymentProcessor | None = No
     customer_id = (
         customer_processor_sync(customer=payment.customer, processor=processor) if payment.customer else None
     )
+    crash_point("payments.before_processor_call")
     try:
         outcome = processor.payment_intent_create(
             amount=payment.amount,

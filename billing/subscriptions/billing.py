@@ -135,10 +135,13 @@ def draft_order(
 
 def draft_order_settle(draft: DraftOrder, now: datetime) -> bool:
     """Before the order is written: an order with nothing left to collect (a zero total,
-    or a total the wallet covers) is paid at once and numbered in this transaction.
+    or a total the wallet covers) is paid at once and numbered in this transaction; an
+    order that owes money is written with its first attempt due now, so the collection
+    sweep finds it from its row alone even if the message that charges it is lost.
     Apply the wallet first (``billing.ledger.wallet.wallet_apply``)."""
     order = draft.order
     if order.due > 0 or order.total < 0:
+        order.next_payment_attempt_at = now if order.due > 0 else None
         return False
     order.status, order.paid_at = Order.Status.PAID, now
     order.next_payment_attempt_at = None

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from billing.ledger.services import ledger_post_order_paid
 from billing.orders.models import Order
+from billing.orders.selectors import PAYMENT_IN_FLIGHT, orders_due_for_attempt
 from billing.orders.services import invoice_number_assign
 from billing.payments import services as payments
 from billing.payments.models import Payment
@@ -32,22 +33,33 @@ HARD_DECLINES = frozenset(
     }
 )  # fmt: skip
 AUTOMATIC = (Payment.Trigger.CYCLE, Payment.Trigger.DUNNING_RETRY)
-IN_FLIGHT = (Payment.Status.PENDING, Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION)
-DUNNING_LEASE = timedelta(hours=1)
+IN_FLIGHT = PAYMENT_IN_FLIGHT
+# While an automatic attempt starts, the order's next attempt is pushed this far ahead (in the
+# transaction that commits the attempt), so two collectors never both start one; an attempt
+# that ends without settling the order (canceled) is picked up again when the lease runs out.
+COLLECTION_LEASE = timedelta(minutes=10)
 
 
 @transaction.atomic
-def _payment_for(order_id: UUID, trigger: str) -> Payment | None:
-    """The attempt to collect now: an attempt already in flight is reused, never doubled."""
+def _payment_for(order_id: UUID, trigger: str) -> tuple[Payment | None, bool]:
+    """The attempt to collect now and whether it is new. An attempt already in flight is
+    reused, never doubled; an automatic attempt starts only if the order's next attempt is due
+    (a concurrent collector that got there first has leased it)."""
     order = Order.objects.select_for_update().select_related("customer", "organization").get(pk=order_id)
     if order.status != Order.Status.PENDING or order.due <= 0:
-        return None
+        return None, False
     in_flight = (
         Payment.objects.filter(reference=order.reference, status__in=IN_FLIGHT).order_by("-attempt").first()
     )
     if in_flight is not None:
-        return in_flight
-    return payments.payment_create(
+        return in_flight, False
+    if trigger in AUTOMATIC:
+        now = clock.now()
+        if order.next_payment_attempt_at is None or order.next_payment_attempt_at > now:
+            return None, False
+        order.next_payment_attempt_at = now + COLLECTION_LEASE
+        order.save(update_fields=["next_payment_attempt_at", "updated_at"])
+    payment = payments.payment_create(
         organization=order.organization,
         customer=order.customer,
         reference=order.reference,
@@ -57,13 +69,21 @@ def _payment_for(order_id: UUID, trigger: str) -> Payment | None:
         off_session=trigger != Payment.Trigger.CUSTOMER_RETRY,
         payment_method_id=order.customer.default_payment_method_id,
     )
+    return payment, True
 
 
 def order_payment_collect(*, order_id: UUID, trigger: str = Payment.Trigger.CYCLE) -> Payment | None:
-    """Charge a pending order now. Idempotent: a paid order or an attempt in flight is left alone."""
-    payment = _payment_for(order_id, trigger)
-    if payment is None or payment.status != Payment.Status.PENDING:
+    """Charge a pending order now. Idempotent: a paid order is left alone, and an attempt in
+    flight is returned as it is (its own collector, the processor's webhook or the stale-payment
+    sweep settles it; calling the processor again here could charge twice)."""
+    payment, created = _payment_for(order_id, trigger)
+    if payment is None or not created:
         return payment
+    return _confirm_new(payment)
+
+
+def _confirm_new(payment: Payment) -> Payment:
+    """Send a new attempt to the processor (outside any transaction)."""
     if not payment.payment_method_id:
         return payments.payment_apply_snapshot(
             payment=payment,
@@ -163,27 +183,41 @@ def _dunning_exhausted(order: Order, subscription: Subscription | None, now) -> 
     subscription.save()
 
 
-# --- the dunning job -------------------------------------------------------------------------
+# --- the collection jobs ---------------------------------------------------------------------
+
+
+def orders_collect_due(*, first_attempts_only: bool = False, limit: int = 500) -> int:
+    """Start an automatic attempt for every order whose next attempt is due and that has none in
+    flight: a first attempt (``cycle``) for an order that never failed, a ``dunning_retry``
+    otherwise. Returns how many attempts started. Safe beside the enqueued first-attempt tasks
+    and other sweeps: each order is leased under its row lock (``_payment_for``)."""
+    due = orders_due_for_attempt(now=clock.now())
+    if first_attempts_only:
+        due = due.filter(dunning_deadline__isnull=True)
+    rows = list(due.order_by("next_payment_attempt_at").values_list("pk", "dunning_deadline")[:limit])
+    started = 0
+    for order_id, deadline in rows:
+        trigger = Payment.Trigger.CYCLE if deadline is None else Payment.Trigger.DUNNING_RETRY
+        payment, created = _payment_for(order_id, trigger)
+        if not created:
+            continue
+        started += 1
+        try:
+            _confirm_new(payment)
+        except Exception:  # one order's surprise must not strand the rest of the sweep
+            logger.exception("collecting %s failed; its payment is left to the stale-payment sweep", order_id)
+    return started
+
+
+def order_collections_sweep(*, limit: int = 200) -> int:
+    """Every minute: first attempts whose task was lost (a killed worker, a broker hiccup), so a
+    new order never waits for the hourly dunning job. Retries keep the dunning job's cadence."""
+    return orders_collect_due(first_attempts_only=True, limit=limit)
 
 
 def dunning_run(*, limit: int = 500) -> int:
-    """Retry orders whose next attempt is due. Each order is leased by moving its next attempt
-    an hour ahead, so a crashed retry is retried, and a retry in flight is never doubled."""
-    now = clock.now()
-    due = list(
-        Order.objects.filter(status=Order.Status.PENDING, next_payment_attempt_at__lte=now)
-        .order_by("next_payment_attempt_at")
-        .values_list("pk", "next_payment_attempt_at")[:limit]
-    )
-    leased = []
-    for order_id, when in due:
-        if Order.objects.filter(pk=order_id, next_payment_attempt_at=when).update(
-            next_payment_attempt_at=now + DUNNING_LEASE
-        ):
-            leased.append(order_id)
-    for order_id in leased:
-        order_payment_collect(order_id=order_id, trigger=Payment.Trigger.DUNNING_RETRY)
-    return len(leased)
+    """Every hour: retry orders whose next attempt is due (and any first attempt still waiting)."""
+    return orders_collect_due(limit=limit)
 
 
 def customer_payment_method_updated(*, customer_id) -> int:

@@ -4,8 +4,10 @@ The claim is a conditional UPDATE of ``renewal_claimed_at`` over ``FOR UPDATE SK
 rows, so any number of workers share the work without coordination; a claim older than
 ``CLAIM_TTL`` (a killed worker) is taken again. A chunk is cycled in one transaction with
 bulk writes; the unique (subscription, period_start, billing_reason) constraint on orders
-makes a second order for a period impossible even if every other guard failed. Payments
-are enqueued after commit and run outside any lock.
+makes a second order for a period impossible even if every other guard failed. Every order
+that owes money is written with its first attempt due (``next_payment_attempt_at``), so the
+payments enqueued after commit (outside any lock) are only the prompt path: a lost message or
+a killed worker leaves the order to the collection sweep (``dunning.order_collections_sweep``).
 """
 
 import json
@@ -27,6 +29,7 @@ from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import period_end_after
 from core import clock
 from core.bulk import copy_insert
+from core.faults import crash_point
 
 logger = logging.getLogger("recur.renewals")
 
@@ -265,14 +268,19 @@ def renewals_cycle(*, ids: list[UUID], now: datetime | None = None, collect: boo
         ).update(renewal_claimed_at=None)
         order_ids = list(result.orders)
         if collect:
-            transaction.on_commit(lambda: _enqueue_payments(order_ids))
+            # Robust: the orders were written with their first attempt due, so a broker
+            # hiccup here (or a killed worker) only hands them to the collection sweep.
+            transaction.on_commit(lambda: _enqueue_payments(order_ids), robust=True)
     return result
 
 
 def _enqueue_payments(order_ids: list[UUID]) -> None:
     from billing.subscriptions.tasks import collect_order_payment
 
-    for order_id in order_ids:
+    crash_point("renewals.chunk_committed")
+    for n, order_id in enumerate(order_ids):
+        if n == len(order_ids) // 2:
+            crash_point("renewals.enqueue_payments_midway")
         collect_order_payment.delay(str(order_id))
 
 

@@ -178,7 +178,9 @@ def _save_invoice(draft: DraftOrder) -> Order:
 def _collect_after_commit(order: Order) -> None:
     from billing.subscriptions.tasks import collect_order_payment
 
-    transaction.on_commit(lambda: collect_order_payment.delay(str(order.pk)))
+    # The order was written with its first attempt due: if this message is lost, the
+    # collection sweep charges it.
+    transaction.on_commit(lambda: collect_order_payment.delay(str(order.pk)), robust=True)
 
 
 @transaction.atomic

@@ -27,6 +27,12 @@ def collect_order_payment(order_id: str, trigger: str = Payment.Trigger.CYCLE) -
     dunning.order_payment_collect(order_id=order_id, trigger=trigger)
 
 
+@shared_task(name="subscriptions.collect_due_orders", ignore_result=True)
+def collect_due_orders() -> int:
+    """Beat, every minute: first attempts of orders whose collection message was lost."""
+    return dunning.order_collections_sweep()
+
+
 @shared_task(name="subscriptions.run_dunning", ignore_result=True)
 def run_dunning() -> int:
     return dunning.dunning_run()
