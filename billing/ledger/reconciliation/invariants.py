@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Value, Window
+from django.db.models import Count, Q, QuerySet, Window
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Concat
 
 from billing.ledger.models import InvariantRun, ReconciliationRun
+from billing.orders import selectors as order_selectors
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.refunds.models import Refund
@@ -37,7 +37,7 @@ EXAMPLES = 5  # ids kept per failing check; the count is always exact
 RUN_EVERY = timedelta(minutes=10)
 KEEP_PASSING_RUNS = timedelta(days=30)  # failing runs are kept for good
 
-IN_FLIGHT = (Payment.Status.PENDING, Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION)
+IN_FLIGHT = order_selectors.PAYMENT_IN_FLIGHT
 LIVE_REFUNDS = (Refund.Status.PENDING, Refund.Status.SUCCEEDED)  # what the processor counts as refunded
 
 # Grace periods: how long a state may look wrong because the work is still on its way.
@@ -109,23 +109,17 @@ def offenders_of(queryset: QuerySet) -> Offenders:
 # --- the rules --------------------------------------------------------------------------------
 
 
-def _attempt_in_flight() -> Exists:
-    """A payment attempt of the outer order still in flight (its reference is "order:<id>")."""
-    reference = Concat(Value("order:"), Cast(OuterRef("pk"), CharField()))
-    return Exists(Payment.objects.filter(reference=reference, status__in=IN_FLIGHT))
-
-
 def orders_due_unscheduled(now: datetime) -> QuerySet:
-    """Pending orders with money due that nothing will ever charge: no attempt in flight, and
-    either no attempt scheduled while dunning has not given up (a deadline without a next
-    attempt is a finished dunning, left ``unpaid``), or a scheduled attempt long overdue."""
+    """Pending orders with money due that nothing will ever charge (the orders app's rule), or
+    whose scheduled attempt is long overdue (the collection sweeps are not running)."""
+    unscheduled = order_selectors.orders_due_unscheduled()
+    overdue = order_selectors.orders_awaiting_payment().filter(
+        next_payment_attempt_at__lt=now - SCHEDULED_ATTEMPT_OVERDUE
+    )
     return (
-        Order.objects.filter(status=Order.Status.PENDING, due__gt=0, created_at__lt=now - FIRST_ATTEMPT_GRACE)
-        .filter(
-            Q(next_payment_attempt_at__isnull=True, dunning_deadline__isnull=True)
-            | Q(next_payment_attempt_at__lt=now - SCHEDULED_ATTEMPT_OVERDUE)
-        )
-        .exclude(_attempt_in_flight())
+        Order.objects.filter(created_at__lt=now - FIRST_ATTEMPT_GRACE)
+        .filter(Q(pk__in=unscheduled.values("pk")) | Q(pk__in=overdue.values("pk")))
+        .exclude(order_selectors.attempt_in_flight())
     )
 
 
