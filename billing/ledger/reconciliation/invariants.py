@@ -26,6 +26,7 @@ from billing.ledger.models import InvariantRun, ReconciliationRun
 from billing.orders import selectors as order_selectors
 from billing.orders.models import Order
 from billing.payments.models import Payment
+from billing.refunds import selectors as refund_selectors
 from billing.refunds.models import Refund
 from billing.subscriptions.models import Subscription
 from billing.subscriptions.renewals import CLAIM_TTL, RENEWING
@@ -144,13 +145,19 @@ def subscriptions_renewal_overdue(now: datetime) -> QuerySet:
 
 
 def payments_refund_mismatch(now: datetime) -> QuerySet:
-    """Payments whose refunded amount (the processor's figure) differs from the card part of
-    their pending and succeeded Refund rows. Only payments with something refunded on either
-    side are read (partial index on ``amount_refunded > 0``; refunds grouped by payment)."""
+    """Payments whose refunded amounts disagree with their pending and succeeded Refund rows:
+    the processor's cumulative figure (the refunds app's rule) or Recur's own recount.
+    Only payments with something refunded on either side are read (partial index on
+    ``amount_refunded > 0``; refunds grouped by payment)."""
+    settled = now - REFUND_EVENTS_GRACE
+    processor = refund_selectors.payments_refund_mismatch().filter(updated_at__lt=settled)
+    return Payment.objects.filter(Q(pk__in=processor.values("pk")) | Q(pk__in=_recount_mismatch(now)))
+
+
+def _recount_mismatch(now: datetime) -> RawSQL:
     payments, refunds = Payment._meta.db_table, Refund._meta.db_table
-    return Payment.objects.filter(
-        pk__in=RawSQL(
-            f"""
+    return RawSQL(
+        f"""
             WITH refunded AS (
                 SELECT payment_id, SUM(card_amount) AS total, MAX(updated_at) AS changed_at
                   FROM {refunds}
@@ -164,8 +171,7 @@ def payments_refund_mismatch(now: datetime) -> QuerySet:
              WHERE COALESCE(reported.amount_refunded, 0) <> COALESCE(refunded.total, 0)
                AND GREATEST(reported.updated_at, refunded.changed_at) < %s
             """,
-            [list(LIVE_REFUNDS), now - REFUND_EVENTS_GRACE],
-        )
+        [list(LIVE_REFUNDS), now - REFUND_EVENTS_GRACE],
     )
 
 
