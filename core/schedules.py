@@ -86,3 +86,11 @@ SCHEDULES += (
         description="Reads and posts the Stripe fee of succeeded payments whose fee task was lost.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: settle stale payments",
+        "payments.settle_stale_payments",
+        every=timedelta(minutes=2),
+        description="Asks Stripe about payments still in flight after a few minutes and applies its answer.",
+    ),
+)

@@ -59,6 +59,15 @@ class Payment(BaseModel):
     # Time of the newest processor snapshot applied; older snapshots never overwrite newer state.
     processor_state_at = models.DateTimeField(null=True, blank=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
+    # When Recur first asked the processor to create this attempt's PaymentIntent (claimed by a
+    # conditional UPDATE, so two workers never both send the create; see payment_confirm).
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # When the settlement sweeper may next ask the processor about this attempt (None: as soon
+    # as it is overdue; see billing.payments.settlement).
+    settle_check_at = models.DateTimeField(null=True, blank=True)
+    # Set when the processor took money that differs from what Recur asked for (amount or
+    # currency): the payment is kept, its success hook is not run, an operator decides.
+    hold_reason = models.CharField(max_length=300, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -84,10 +93,21 @@ class Payment(BaseModel):
                 & ~Q(processor_charge_id=""),
                 name="payment_fee_pending_idx",
             ),
+            # The settlement sweeper: Stripe attempts still in flight (a handful at any time).
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=["pending", "requires_action", "processing"], processor="stripe"),
+                name="payment_unsettled_idx",
+            ),
+            models.Index(fields=["created_at"], condition=~Q(hold_reason=""), name="payment_held_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.reference} attempt {self.attempt} ({self.status})"
+
+    @property
+    def is_held(self) -> bool:
+        return bool(self.hold_reason)
 
     @property
     def is_final(self) -> bool:

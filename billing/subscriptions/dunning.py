@@ -40,8 +40,8 @@ DUNNING_LEASE = timedelta(hours=1)
 def _payment_for(order_id: UUID, trigger: str) -> Payment | None:
     """The attempt to collect now: an attempt already in flight is reused, never doubled."""
     order = Order.objects.select_for_update().select_related("customer", "organization").get(pk=order_id)
-    if order.status != Order.Status.PENDING or order.due <= 0:
-        return None
+    if order.status != Order.Status.PENDING or order.due <= 0 or order.payment_hold:
+        return None  # a held order waits for an operator: charging again could take the money twice
     in_flight = (
         Payment.objects.filter(reference=order.reference, status__in=IN_FLIGHT).order_by("-attempt").first()
     )
@@ -107,6 +107,17 @@ def order_payment_succeeded(payment: Payment) -> None:
             subscription.status = Subscription.Status.ACTIVE
             subscription.past_due_at = None
             subscription.save(update_fields=["status", "past_due_at", "updated_at"])
+
+
+def order_payment_held(payment: Payment) -> None:
+    """The processor took another amount or currency than this order's: stop collecting and
+    flag the order for an operator (see ``order_payment_hold_release``)."""
+    order = _order_of(payment)
+    if order is None:
+        return
+    order.payment_hold = payment.hold_reason
+    order.next_payment_attempt_at = None
+    order.save(update_fields=["payment_hold", "next_payment_attempt_at", "updated_at"])
 
 
 def order_payment_failed(payment: Payment) -> None:
