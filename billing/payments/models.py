@@ -68,6 +68,9 @@ class Payment(BaseModel):
     # Set when the processor took money that differs from what Recur asked for (amount or
     # currency): the payment is kept, its success hook is not run, an operator decides.
     hold_reason = models.CharField(max_length=300, blank=True)
+    hold_released_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator dealt with the hold."
+    )
     failed_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -99,7 +102,11 @@ class Payment(BaseModel):
                 condition=Q(status__in=["pending", "requires_action", "processing"], processor="stripe"),
                 name="payment_unsettled_idx",
             ),
-            models.Index(fields=["created_at"], condition=~Q(hold_reason=""), name="payment_held_idx"),
+            models.Index(
+                fields=["created_at"],
+                condition=~Q(hold_reason="") & Q(hold_released_at__isnull=True),
+                name="payment_held_idx",
+            ),
         ]
 
     def __str__(self) -> str:

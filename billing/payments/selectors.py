@@ -12,5 +12,5 @@ def reference_settled_payment(reference: str) -> Payment | None:
 
 
 def payments_held():
-    """Payments whose processor took another amount or currency than asked, for an operator."""
-    return Payment.objects.exclude(hold_reason="")
+    """Payments whose processor took another amount or currency than asked, waiting for an operator."""
+    return Payment.objects.exclude(hold_reason="").filter(hold_released_at__isnull=True)

@@ -87,8 +87,8 @@ def payment_match(
     *, payment_intent_id: str = "", charge_id: str = "", metadata: dict | None = None
 ) -> tuple[Payment | None, str]:
     """(payment, "") for the one payment the identifiers agree on: our id in the metadata and
-    the PaymentIntent id (the charge id when neither is known). (None, why) when none is known or they disagree: a
-    snapshot is never applied to a payment it may not be about."""
+    the PaymentIntent id (the charge id only when neither is known). (None, why) when none is
+    known or they disagree: a snapshot is never applied to a payment it may not be about."""
     candidates: dict[str, Payment | None] = {}
     payment_id = str((metadata or {}).get("recur_payment_id") or "")
     if payment_id:
@@ -231,6 +231,16 @@ def _run_settle_hook(payment: Payment, previous: str) -> None:
             hooks.on_held(payment)
     elif payment.status == S.FAILED or (payment.status == S.CANCELED and previous != S.FAILED):
         hooks.on_failed(payment)
+
+
+def payments_hold_release(*, reference: str) -> int:
+    """Mark the held payments of ``reference`` as dealt with by an operator (in the caller's
+    transaction). They keep their hold reason: they never count as paying anything."""
+    return (
+        Payment.objects.filter(reference=reference, hold_released_at__isnull=True)
+        .exclude(hold_reason="")
+        .update(hold_released_at=clock.now())
+    )
 
 
 def _enqueue_fee_record_on_commit(payment_id) -> None:

@@ -93,6 +93,10 @@ def payments_settle_stale(*, older_than: timedelta | None = None, limit: int = 1
             logger.warning("could not settle payment %s from the processor: %s", payment.pk, exc)
             Payment.objects.filter(pk=payment.pk).update(note=f"settlement: {exc}"[:500])
             continue
+        except Exception:  # one bad row must not stop the sweep; its lease brings it back later
+            result.errors += 1
+            logger.exception("settling payment %s failed", payment.pk)
+            continue
         result.resubmitted += resubmitted
         result.settled += settled.status not in IN_FLIGHT
     return result

@@ -188,3 +188,12 @@ def test_manual_payments_and_fresh_payments_are_left_alone(org, customer, make_p
     Payment.objects.filter(pk=fresh.pk).update(processor=Payment.Processor.MANUAL)
     assert sweep_later().checked == 0
     assert settlement.payments_unsettled().count() == 0
+
+
+def test_the_beat_task_runs_the_sweeper(make_payment):
+    from billing.payments.tasks import settle_stale_payments
+    from core.schedules import SCHEDULES
+
+    assert any(s.task == "payments.settle_stale_payments" for s in SCHEDULES)
+    make_payment(reference="order:quiet")
+    assert settle_stale_payments.apply().get() == 0
