@@ -83,14 +83,17 @@ def charges_of(stripe_client, customer) -> list:
 
 @pytest.mark.parametrize("crash_at", ["payment.before_processor_call", "payment.after_processor_call"])
 def test_a_worker_killed_around_the_processor_call_leaves_an_order_paid_exactly_once(
-    localstripe, stripe_client, customer, card_order, crash_at, tmp_path, monkeypatch
+    localstripe, stripe_client, customer, card_order, crash_at, tmp_path
 ):
-    monkeypatch.setattr(app.conf, "task_always_eager", False)  # to the real broker, for the worker
-    with app.connection_for_write(TEST_BROKER_URL) as conn:
-        conn.default_channel.queue_purge("celery")
-        app.send_task(
-            "subscriptions.collect_order_payment", args=[str(card_order.pk), "cycle"], connection=conn
-        )
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False  # to the real broker
+    try:
+        with app.connection_for_write(TEST_BROKER_URL) as conn:
+            conn.default_channel.queue_purge("celery")
+            app.send_task(
+                "subscriptions.collect_order_payment", args=[str(card_order.pk), "cycle"], connection=conn
+            )
+    finally:
+        app.conf.task_always_eager = eager
     code = run_worker_until_it_dies(worker_env(localstripe, crash_at), tmp_path / "worker.log")
     assert code == -signal.SIGKILL, (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
 
