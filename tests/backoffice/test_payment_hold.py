@@ -89,3 +89,14 @@ def test_releasing_needs_a_reason_then_audits_and_resumes_collection(backoffice,
     assert services.payments_hold_release(reference=held_order.reference) == 0  # once
     cards = {card.key: card for card in backoffice.get(reverse("admin:index")).context["cards"]}
     assert cards["held_payments"].value == "0"
+
+
+def test_a_retry_of_a_held_order_is_a_conflict_and_charges_nothing(operator, held_order):
+    from billing.subscriptions.services import order_payment_retry
+    from core.errors import Conflict
+
+    with pytest.raises(Conflict) as refused:
+        order_payment_retry(order=held_order, actor=operator)
+    assert refused.value.code == "order_payment_held"
+    assert Payment.objects.filter(reference=held_order.reference).count() == 1
+    assert not AuditEntry.objects.filter(action="order.retry_payment").exists()
