@@ -218,6 +218,9 @@ STRIPE_WEBHOOK_UUID = env.str("STRIPE_WEBHOOK_UUID", default="7b0c1e5a-3d2f-4c8e
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_recur_development_only")
 # Failed event processing is retried with backoff this many times before it needs an operator.
 RECUR_EVENT_MAX_ATTEMPTS = env.int("RECUR_EVENT_MAX_ATTEMPTS", default=8)
+# A Stripe payment still pending, requiring action or processing this many minutes after it
+# was created is asked about at the processor (billing.payments.settlement), webhooks or not.
+RECUR_PAYMENT_SETTLE_AFTER_MINUTES = env.int("RECUR_PAYMENT_SETTLE_AFTER_MINUTES", default=5)
 if not PRODUCTION:
     # localstripe: a local fake Stripe server; nothing here ever calls the internet.
     STRIPE_API_HOST = env.str("STRIPE_API_HOST", default="http://localhost:8420")

@@ -104,3 +104,11 @@ SCHEDULES += (
         description="Starts the first payment attempt of orders whose collection task was lost.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: settle stale payments",
+        "payments.settle_stale_payments",
+        every=timedelta(minutes=2),
+        description="Asks Stripe about payments still in flight after a few minutes and applies its answer.",
+    ),
+)

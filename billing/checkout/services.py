@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from accounts.models import Customer, Organization
 from billing.catalog import services as catalog
@@ -533,9 +534,12 @@ def checkouts_expire() -> dict[str, int]:
         status=Checkout.Status.CONFIRMED, confirmed_at__lte=now - CONFIRM_STALE_AFTER
     )
     for checkout in stale[:1000]:
+        # A held payment (the processor took another amount) keeps the checkout for an
+        # operator: reopening it would let the customer pay a second time.
         in_flight = Payment.objects.filter(
+            Q(status__in=[Payment.Status.PENDING, Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION])
+            | ~Q(hold_reason=""),
             reference=checkout.reference,
-            status__in=[Payment.Status.PENDING, Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION],
         ).exists()
         if not in_flight:
             checkout_reopen(checkout=checkout, error="The confirmation did not complete; please try again.")

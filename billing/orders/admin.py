@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 from fractions import Fraction
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
@@ -26,7 +27,7 @@ from billing.disputes.backoffice import disputes_table
 from billing.money import format_amount, get_currency
 from billing.orders.models import Order
 from billing.orders.selectors import order_payments
-from billing.payments.admin import PAYMENT_TONES
+from billing.payments.admin import payment_status_badge
 from billing.payments.models import Payment
 from billing.refunds.backoffice import RefundOrder, refunds_table
 from core import clock
@@ -110,7 +111,7 @@ def payment_rows(payments) -> list[dict]:
         {
             "payment": payment,
             "url": admin_change_url("payments", "payment", payment.pk),
-            "status": badge(payment.status, PAYMENT_TONES.get(payment.status, "warn")),
+            "status": payment_status_badge(payment),
             "amount": format_amount(payment.amount, payment.currency),
             "refunded": format_amount(payment.amount_refunded, payment.currency)
             if payment.amount_refunded
@@ -219,7 +220,7 @@ class RetryPayment(ModalAction):
     submit_label = "Charge now"
 
     def is_available(self, request, obj: Order) -> bool:
-        return obj.status == Order.Status.PENDING and obj.due > 0
+        return obj.status == Order.Status.PENDING and obj.due > 0 and not obj.payment_hold
 
     def get_facts(self, request, obj: Order):
         last = order_payments(obj).order_by("-created_at", "-attempt").first()
@@ -254,10 +255,63 @@ class RetryPayment(ModalAction):
         return f"Payment of {amount} is {result.status.replace('_', ' ')}."
 
 
+class ReleaseHoldForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What was done about the held payment (e.g. refunded in full at Stripe). Audited.",
+    )
+
+
+class ReleasePaymentHold(ModalAction):
+    """Resume collection of an order whose payment was held (``order_payment_hold_release``)."""
+
+    name = "release_payment_hold"
+    label = "Release payment hold"
+    title = "Release the payment hold"
+    description = (
+        "The processor took another amount or currency than this order asked for, so collection "
+        "stopped. First refund that payment in full at the processor; releasing the hold then "
+        "charges the amount due again with a new attempt. The held payment never counts as paying the order."
+    )
+    permission = "orders.change_order"
+    form_class = ReleaseHoldForm
+    submit_label = "Release and collect again"
+    danger = True
+
+    def is_available(self, request, obj: Order) -> bool:
+        return bool(obj.payment_hold)
+
+    def get_facts(self, request, obj: Order):
+        return [
+            ("Why it is held", obj.payment_hold),
+            ("Amount due", format_amount(obj.due, obj.currency)),
+            ("Customer", obj.customer.email),
+        ]
+
+    def perform(self, request, obj: Order, form):
+        from billing.subscriptions.services import order_payment_hold_release
+
+        return order_payment_hold_release(order=obj, actor=request.user, reason=form.cleaned_data["reason"])
+
+    def get_success_message(self, request, obj: Order, result) -> str:
+        return "Hold released: the amount due will be charged again."
+
+
+class HeldOrderFilter(admin.SimpleListFilter):
+    title = "payment held"
+    parameter_name = "payment_held"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Held for review")]
+
+    def queryset(self, request, queryset):
+        return queryset.exclude(payment_hold="") if self.value() == "yes" else queryset
+
+
 @admin.register(Order)
 class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
     change_form_template = BILLING_CSS
-    modal_actions = [RetryPayment, RefundOrder]
+    modal_actions = [RetryPayment, ReleasePaymentHold, RefundOrder]
     list_display = (
         "created",
         "invoice",
@@ -271,6 +325,7 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
     list_display_links = ("created", "invoice")
     list_filter = (
         "status",
+        HeldOrderFilter,
         "billing_reason",
         ("created_at", admin.DateFieldListFilter),
         ("paid_at", admin.DateFieldListFilter),
@@ -288,6 +343,7 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
                 "fields": (
                     "invoice_number",
                     "status_badge",
+                    "payment_hold_flag",
                     "billing_reason",
                     "organization",
                     "customer",
@@ -357,7 +413,16 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, order: Order):
-        return badge(order.get_status_display().lower(), ORDER_TONES.get(order.status, "muted"))
+        status = order.get_status_display().lower()
+        if order.payment_hold:
+            return badge(f"{status} · payment held", "bad")
+        return badge(status, ORDER_TONES.get(order.status, "muted"))
+
+    @admin.display(description="payment held")
+    def payment_hold_flag(self, order: Order):
+        if not order.payment_hold:
+            return "—"
+        return format_html("{} {}", badge("held for review", "bad"), order.payment_hold)
 
     @admin.display(description="billing reason", ordering="billing_reason")
     def reason(self, order: Order):

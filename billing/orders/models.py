@@ -68,6 +68,9 @@ class Order(BaseModel):
     next_payment_attempt_at = models.DateTimeField(null=True, blank=True)
     dunning_attempts = models.PositiveSmallIntegerField(default=0)
     dunning_deadline = models.DateTimeField(null=True, blank=True)
+    # Why collection is stopped until an operator acts, e.g. a payment that took another
+    # amount or currency than the order's (billing.payments hold). Blank: not held.
+    payment_hold = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -11,6 +11,8 @@ from django.utils.html import format_html
 from billing.money import format_amount
 from billing.payments import events
 from billing.payments.models import ExternalEvent, Payment
+from billing.payments.receivers import UNMATCHED_NOTE
+from billing.payments.selectors import payments_held
 from core import clock
 from core.admin import ReadOnlyAdmin
 from core.backoffice.actions import ModalAction, ModalActionsMixin
@@ -53,9 +55,46 @@ def external_events_card(request) -> Metric:
         .annotate(n=Count("id"))
     )
     failed = counts.get(ExternalEvent.Status.FAILED, 0)
+    since = clock.now() - timedelta(days=7)
+    unmatched = ExternalEvent.objects.filter(
+        status=ExternalEvent.Status.IGNORED, received_at__gte=since, note__startswith=UNMATCHED_NOTE
+    ).count()
     url = reverse("admin:payments_externalevent_changelist") + "?status__exact=failed"
     hint = f"failed · {counts.get(ExternalEvent.Status.PENDING, 0)} waiting to be processed"
+    if unmatched:
+        hint += f" · {unmatched} not applied to any payment this week"
     return Metric(str(failed), hint=hint, url=url, tone="bad" if failed else "good")
+
+
+@dashboard.card(
+    "held_payments", title="Payments held for review", order=45, permission="payments.view_payment"
+)
+def held_payments_card(request) -> Metric:
+    held = payments_held().count()
+    url = reverse("admin:payments_payment_changelist") + "?held=yes"
+    hint = "the processor took another amount or currency than asked"
+    return Metric(str(held), hint=hint, url=url, tone="bad" if held else "good")
+
+
+class HeldFilter(admin.SimpleListFilter):
+    title = "held for review"
+    parameter_name = "held"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Held, waiting for an operator"), ("no", "Never held")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(hold_reason="").filter(hold_released_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(hold_reason="")
+        return queryset
+
+
+def payment_status_badge(payment: Payment):
+    if payment.hold_reason:
+        return badge(f"{payment.status} · held", "bad")
+    return badge(payment.status, PAYMENT_TONES.get(payment.status, "warn"))
 
 
 @admin.register(Payment)
@@ -69,7 +108,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "customer",
         "organization",
     )
-    list_filter = ("status", "trigger", "processor", ("created_at", admin.DateFieldListFilter))
+    list_filter = ("status", HeldFilter, "trigger", "processor", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("customer", "organization")
     search_fields = ("=reference", "=processor_payment_id", "=processor_charge_id", "customer__email")
     search_help_text = "Reference, PaymentIntent or charge id (exact), or the customer's email."
@@ -86,6 +125,8 @@ class PaymentAdmin(ReadOnlyAdmin):
                     "attempt",
                     "trigger",
                     "status",
+                    "hold_reason",
+                    "hold_released_at",
                     "amount_display",
                 )
             },
@@ -101,6 +142,8 @@ class PaymentAdmin(ReadOnlyAdmin):
                     "idempotency_key",
                     "off_session",
                     "processor_state_at",
+                    "submitted_at",
+                    "settle_check_at",
                 )
             },
         ),
@@ -122,7 +165,7 @@ class PaymentAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, payment: Payment):
-        return badge(payment.status, PAYMENT_TONES.get(payment.status, "warn"))
+        return payment_status_badge(payment)
 
 
 class ReasonForm(forms.Form):

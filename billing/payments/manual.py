@@ -9,8 +9,10 @@ payouts: money never passes through Recur.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from billing.payments.processor import (
+    LOOKUP_INCONCLUSIVE,
     BalanceInfo,
     ChargeOutcome,
     ConnectedAccount,
@@ -93,6 +95,12 @@ class ManualProcessor:
         return ChargeOutcome(
             status="succeeded", payment_intent_id=payment_intent_id, charge_id=payment_intent_id
         )
+
+    def payment_intent_find(
+        self, *, recur_payment_id: str, processor_customer_id: str | None, created_after: datetime
+    ) -> ChargeOutcome | None:
+        # Manual payments are recorded by operators, never left for the processor to settle.
+        raise ProcessorError("Manual payments are not looked up", code=LOOKUP_INCONCLUSIVE)
 
     def refund_create(
         self,

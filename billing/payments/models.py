@@ -63,6 +63,18 @@ class Payment(BaseModel):
     # Time of the newest processor snapshot applied; older snapshots never overwrite newer state.
     processor_state_at = models.DateTimeField(null=True, blank=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
+    # When Recur first asked the processor to create this attempt's PaymentIntent (claimed by a
+    # conditional UPDATE, so two workers never both send the create; see payment_confirm).
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # When the settlement sweeper may next ask the processor about this attempt (None: as soon
+    # as it is overdue; see billing.payments.settlement).
+    settle_check_at = models.DateTimeField(null=True, blank=True)
+    # Set when the processor took money that differs from what Recur asked for (amount or
+    # currency): the payment is kept, its success hook is not run, an operator decides.
+    hold_reason = models.CharField(max_length=300, blank=True)
+    hold_released_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator dealt with the hold."
+    )
     failed_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -98,10 +110,25 @@ class Payment(BaseModel):
             models.Index(
                 fields=["updated_at"], condition=Q(amount_refunded__gt=0), name="payment_refunded_idx"
             ),
+            # The settlement sweeper: Stripe attempts still in flight (a handful at any time).
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=["pending", "requires_action", "processing"], processor="stripe"),
+                name="payment_unsettled_idx",
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=~Q(hold_reason="") & Q(hold_released_at__isnull=True),
+                name="payment_held_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.reference} attempt {self.attempt} ({self.status})"
+
+    @property
+    def is_held(self) -> bool:
+        return bool(self.hold_reason)
 
     @property
     def is_final(self) -> bool:

@@ -6,9 +6,13 @@ Implementations: ``stripe_processor.StripeProcessor`` and ``manual.ManualProcess
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 ChargeStatus = Literal["succeeded", "processing", "requires_action", "failed", "canceled"]
+
+
+LOOKUP_INCONCLUSIVE = "lookup_inconclusive"
 
 
 class ProcessorError(Exception):
@@ -31,6 +35,10 @@ class ChargeOutcome:
     decline_message: str = ""
     risk_level: str = ""
     client_secret: str = ""
+    # What the processor says it collected, checked against the Payment when it succeeds
+    # (None/"" when it does not say).
+    amount_received: int | None = None
+    currency: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -128,6 +136,14 @@ class PaymentProcessor(Protocol):
     ) -> ChargeOutcome: ...
 
     def payment_intent_retrieve(self, *, payment_intent_id: str) -> ChargeOutcome: ...
+
+    def payment_intent_find(
+        self, *, recur_payment_id: str, processor_customer_id: str | None, created_after: datetime
+    ) -> ChargeOutcome | None:
+        """The PaymentIntent whose metadata names this Recur payment, for an attempt whose
+        create call never told us its id. ``None`` only when the processor proves there is
+        none; raises ``ProcessorError(code="lookup_inconclusive")`` when it cannot prove it."""
+        ...
 
     def refund_create(
         self,

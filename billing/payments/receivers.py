@@ -2,6 +2,7 @@
 inside a transaction; a receiver changes state only through services, so it is
 idempotent and order-independent (see ``services.payment_apply_snapshot``)."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,10 @@ class Handled:
         return cls(ExternalEvent.Status.DEFERRED, note)
 
 
+logger = logging.getLogger("recur.events")
+# The note that starts on every payment event stored without being applied.
+UNMATCHED_NOTE = "not applied"
+
 Receiver = Callable[[ExternalEvent], Handled]
 RECEIVERS: dict[str, Receiver] = {}
 
@@ -47,6 +52,20 @@ def _id(value) -> str:
     return str(value or "")
 
 
+def _received(obj: dict, field: str) -> int | None:
+    """What a succeeded intent or charge collected: ``field``, else its ``amount``."""
+    for value in (obj.get(field), obj.get("amount")):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _unmatched(event: ExternalEvent, problem: str) -> Handled:
+    """Stored, flagged for operators (the events card counts them), never applied elsewhere."""
+    logger.warning("%s %s not applied: %s", event.type, event.event_id, problem)
+    return Handled.ignored(f"{UNMATCHED_NOTE}: {problem}")
+
+
 PAYMENT_INTENT_STATUS = {
     "payment_intent.succeeded": Payment.Status.SUCCEEDED,
     "payment_intent.payment_failed": Payment.Status.FAILED,
@@ -58,16 +77,19 @@ PAYMENT_INTENT_STATUS = {
 @receiver(*PAYMENT_INTENT_STATUS)
 def on_payment_intent(event: ExternalEvent) -> Handled:
     intent = event.object
-    payment = services.payment_find(
+    payment, problem = services.payment_match(
         payment_intent_id=_id(intent.get("id")), metadata=intent.get("metadata") or {}
     )
     if payment is None:
-        return Handled.ignored("no Recur payment for this PaymentIntent")
+        return _unmatched(event, problem)
     error = intent.get("last_payment_error") or {}
+    status = PAYMENT_INTENT_STATUS[event.type]
     services.payment_apply_snapshot(
         payment=payment,
-        status=PAYMENT_INTENT_STATUS[event.type],
+        status=status,
         observed_at=event.occurred_at,
+        amount_received=_received(intent, "amount_received") if status == Payment.Status.SUCCEEDED else None,
+        currency=str(intent.get("currency") or ""),
         facts={
             "processor_payment_id": _id(intent.get("id")),
             "processor_charge_id": _id(intent.get("latest_charge")),
@@ -89,18 +111,21 @@ CHARGE_STATUS = {
 @receiver("charge.succeeded", "charge.failed", "charge.refunded", "charge.updated")
 def on_charge(event: ExternalEvent) -> Handled:
     charge = event.object
-    payment = services.payment_find(
+    payment, problem = services.payment_match(
         payment_intent_id=_id(charge.get("payment_intent")),
         charge_id=_id(charge.get("id")),
         metadata=charge.get("metadata") or {},
     )
     if payment is None:
-        return Handled.ignored("no Recur payment for this charge")
+        return _unmatched(event, problem)
     outcome = charge.get("outcome") or {}
+    status = CHARGE_STATUS.get(str(charge.get("status")), payment.status)
     services.payment_apply_snapshot(
         payment=payment,
-        status=CHARGE_STATUS.get(str(charge.get("status")), payment.status),
+        status=status,
         observed_at=event.occurred_at,
+        amount_received=_received(charge, "amount_captured") if status == Payment.Status.SUCCEEDED else None,
+        currency=str(charge.get("currency") or ""),
         facts={
             "processor_payment_id": _id(charge.get("payment_intent")),
             "processor_charge_id": _id(charge.get("id")),

@@ -1,9 +1,10 @@
 """Payments: one ``Payment`` per attempt, confirmed through a processor, converged by webhooks.
 
 State moves by ``payment_apply_snapshot`` only, whatever reports it (the synchronous
-confirmation, a webhook, an operator): facts fill blanks and are never erased;
-the status follows the newest snapshot, ``succeeded`` and ``canceled`` are final,
-and a snapshot older than the one applied is ignored.
+confirmation, a webhook, the settlement sweeper, an operator): facts fill blanks and are
+never erased; the status moves forward along the state machine (see ``RANK``),
+``succeeded`` and ``canceled`` are final, and a success that took another amount or
+currency than asked is held for an operator.
 """
 
 import logging
@@ -16,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.models import Customer, Organization
-from billing.money import InvalidAmount, check_chargeable
+from billing.money import InvalidAmount, check_chargeable, format_amount
 from billing.payments.models import Payment
 from billing.payments.processor import ChargeOutcome, PaymentProcessor, ProcessorError
 from core import clock
@@ -28,8 +29,12 @@ from core.ids import parse_uuid
 logger = logging.getLogger("recur.payments")
 
 S = Payment.Status
-# Ties within one second of processor time go to the status further along.
-RANK = {S.PENDING: 0, S.REQUIRES_ACTION: 1, S.PROCESSING: 1, S.FAILED: 2, S.CANCELED: 3, S.SUCCEEDED: 4}
+# How far along an attempt is. A snapshot further along moves the payment whatever its
+# timestamp (the synchronous answer is stamped with our clock in microseconds, an event with
+# Stripe's whole seconds: they cannot be compared across states); one of the same rank moves
+# it only when it is newer, compared at Stripe's one-second resolution; one behind never does.
+# ``failed`` is not final at Stripe: the same PaymentIntent can be confirmed again and succeed.
+RANK = {S.PENDING: 0, S.REQUIRES_ACTION: 1, S.PROCESSING: 1, S.FAILED: 2, S.CANCELED: 3, S.SUCCEEDED: 3}
 FINAL = {S.SUCCEEDED, S.CANCELED}
 FACT_FIELDS = (
     "processor_payment_id",
@@ -50,6 +55,9 @@ class PaymentHooks:
 
     on_succeeded: Callable[[Payment], None]
     on_failed: Callable[[Payment], None]
+    # The processor took money that is not what Recur asked for (``payment.hold_reason``):
+    # stop collecting and flag it for an operator; never treat it as paid in full.
+    on_held: Callable[[Payment], None] | None = None
 
 
 # Keyed by the reference's kind, e.g. "checkout" for references "checkout:<id>".
@@ -71,19 +79,41 @@ def processor_for(organization: Organization) -> PaymentProcessor:
 def payment_find(
     *, payment_intent_id: str = "", charge_id: str = "", metadata: dict | None = None
 ) -> Payment | None:
-    """The payment a processor object belongs to: our id in its metadata, else its ids."""
-    payment_id = (metadata or {}).get("recur_payment_id")
+    """The payment a processor object belongs to, or None when unknown or contradictory."""
+    return payment_match(payment_intent_id=payment_intent_id, charge_id=charge_id, metadata=metadata)[0]
+
+
+def payment_match(
+    *, payment_intent_id: str = "", charge_id: str = "", metadata: dict | None = None
+) -> tuple[Payment | None, str]:
+    """(payment, "") for the one payment the identifiers agree on: our id in the metadata and
+    the PaymentIntent id (the charge id only when neither is known). (None, why) when none is
+    known or they disagree: a snapshot is never applied to a payment it may not be about."""
+    candidates: dict[str, Payment | None] = {}
+    payment_id = str((metadata or {}).get("recur_payment_id") or "")
     if payment_id:
-        payment = Payment.objects.filter(pk=payment_id).first() if parse_uuid(payment_id) else None
-        if payment is not None:
-            return payment
+        candidates["metadata"] = (
+            Payment.objects.filter(pk=payment_id).first() if parse_uuid(payment_id) else None
+        )
     if payment_intent_id:
-        payment = Payment.objects.filter(processor_payment_id=payment_intent_id).first()
-        if payment is not None:
-            return payment
-    if charge_id:
-        return Payment.objects.filter(processor_charge_id=charge_id).first()
-    return None
+        candidates["payment intent"] = Payment.objects.filter(processor_payment_id=payment_intent_id).first()
+    if charge_id and not any(candidates.values()):  # the weakest id: only when the others say nothing
+        candidates["charge"] = Payment.objects.filter(processor_charge_id=charge_id).first()
+    found = {payment.pk: payment for payment in candidates.values() if payment is not None}
+    if not found:
+        return None, "no Recur payment for this object"
+    if len(found) > 1:
+        return None, "its ids name different Recur payments: " + ", ".join(
+            f"{source} {payment.pk}" for source, payment in candidates.items() if payment is not None
+        )
+    payment = next(iter(found.values()))
+    if payment_id and candidates["metadata"] is None:
+        return None, f"its metadata names payment {payment_id[:40]}, unknown here"
+    # One PaymentIntent per attempt (a PaymentIntent may have several charges: a retry).
+    known = payment.processor_payment_id
+    if payment_intent_id and known and known != payment_intent_id:
+        return None, f"payment {payment.pk} belongs to {known}, not {payment_intent_id}"
+    return payment, ""
 
 
 def reference_id(payment: Payment, kind: str) -> str | None:
@@ -96,6 +126,39 @@ def _settle_hooks(payment: Payment) -> PaymentHooks | None:
     return PAYMENT_HOOKS.get(payment.reference.split(":", 1)[0])
 
 
+def _second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def _moves(payment: Payment, status: str, observed_at: datetime) -> bool:
+    """Whether a snapshot of ``status`` taken at ``observed_at`` moves the payment (see RANK)."""
+    if payment.is_final or status == payment.status:
+        return False
+    if RANK[status] != RANK[payment.status]:
+        return RANK[status] > RANK[payment.status]
+    seen = payment.processor_state_at
+    return seen is None or _second(observed_at) > _second(seen)
+
+
+def _mismatch(payment: Payment, amount_received: int | None, currency: str) -> str:
+    """Why a success must be held: the processor collected another amount or currency."""
+    currency = (currency or payment.currency).lower()
+    received = payment.amount if amount_received is None else int(amount_received)
+    if (received, currency) == (payment.amount, payment.currency):
+        return ""
+    return (
+        f"The processor collected {_amount_text(received, currency)} but this payment asked for "
+        f"{_amount_text(payment.amount, payment.currency)}."
+    )[:300]
+
+
+def _amount_text(amount: int, currency: str) -> str:
+    try:
+        return format_amount(amount, currency)
+    except Exception:  # a currency our table does not know: still say what arrived
+        return f"{amount} {currency.upper()} (minor units)"
+
+
 @transaction.atomic
 def payment_apply_snapshot(
     *,
@@ -104,7 +167,12 @@ def payment_apply_snapshot(
     observed_at: datetime,
     facts: dict[str, Any] | None = None,
     amount_refunded: int | None = None,
+    amount_received: int | None = None,
+    currency: str = "",
 ) -> Payment:
+    """Apply what the processor (or an operator) says about an attempt. ``amount_received`` and
+    ``currency`` are what the processor says it collected; a success that differs from the
+    payment is held for an operator instead of settling what it paid for."""
     payment = Payment.objects.select_for_update().get(pk=payment.pk)
     changed: set[str] = set()
     for name, value in (facts or {}).items():
@@ -114,33 +182,65 @@ def payment_apply_snapshot(
     if amount_refunded is not None and payment.amount_refunded < int(amount_refunded) <= payment.amount:
         payment.amount_refunded = int(amount_refunded)
         changed.add("amount_refunded")
+    moves = _moves(payment, status, observed_at)
+    if moves or (status == payment.status and not payment.is_final):
+        # The newest processor time seen for the state the payment is in (never backwards).
+        newest = max(filter(None, (payment.processor_state_at, observed_at)))
+        if payment.processor_state_at != _second(newest):
+            payment.processor_state_at = _second(newest)
+            changed.add("processor_state_at")
 
-    seen = payment.processor_state_at
-    newer = (
-        seen is None or observed_at > seen or (observed_at == seen and RANK[status] > RANK[payment.status])
-    )
-    if newer and payment.status not in FINAL:
-        payment.processor_state_at = observed_at
-        changed.add("processor_state_at")
-        if status != payment.status:
-            payment.status = status
-            changed.add("status")
-            if status == S.SUCCEEDED:
-                payment.succeeded_at = clock.now()
-                changed.add("succeeded_at")
-                if payment.processor == Payment.Processor.STRIPE:
-                    _enqueue_fee_record_on_commit(payment.pk)
-            elif status == S.FAILED:
-                payment.failed_at = clock.now()
-                changed.add("failed_at")
-            hooks = _settle_hooks(payment)
-            if hooks is not None and status in (S.SUCCEEDED, S.FAILED):
-                payment.save(update_fields=[*changed, "updated_at"])
-                changed.clear()
-                (hooks.on_succeeded if status == S.SUCCEEDED else hooks.on_failed)(payment)
+    if moves:
+        previous = payment.status
+        payment.status = status
+        changed.add("status")
+        if status == S.SUCCEEDED:
+            charge_id = (facts or {}).get("processor_charge_id")
+            if charge_id and charge_id != payment.processor_charge_id:
+                # After a declined try the same intent succeeds with a new charge: that one holds the money.
+                payment.processor_charge_id = charge_id
+                changed.add("processor_charge_id")
+            payment.succeeded_at = clock.now()
+            payment.hold_reason = _mismatch(payment, amount_received, currency)
+            changed |= {"succeeded_at", "hold_reason"}
+            if payment.hold_reason:
+                logger.warning("payment %s held: %s", payment.pk, payment.hold_reason)
+            if payment.processor == Payment.Processor.STRIPE:
+                _enqueue_fee_record_on_commit(payment.pk)
+        elif status == S.FAILED:
+            payment.failed_at = clock.now()
+            changed.add("failed_at")
+        payment.save(update_fields=[*changed, "updated_at"])
+        changed.clear()
+        _run_settle_hook(payment, previous)
     if changed:
         payment.save(update_fields=[*changed, "updated_at"])
     return payment
+
+
+def _run_settle_hook(payment: Payment, previous: str) -> None:
+    """Tell what the payment is for that this attempt ended. A cancellation ends it like a
+    failure (no money), unless the failure was already reported."""
+    hooks = _settle_hooks(payment)
+    if hooks is None:
+        return
+    if payment.status == S.SUCCEEDED:
+        if not payment.hold_reason:
+            hooks.on_succeeded(payment)
+        elif hooks.on_held is not None:
+            hooks.on_held(payment)
+    elif payment.status == S.FAILED or (payment.status == S.CANCELED and previous != S.FAILED):
+        hooks.on_failed(payment)
+
+
+def payments_hold_release(*, reference: str) -> int:
+    """Mark the held payments of ``reference`` as dealt with by an operator (in the caller's
+    transaction). They keep their hold reason: they never count as paying anything."""
+    return (
+        Payment.objects.filter(reference=reference, hold_released_at__isnull=True)
+        .exclude(hold_reason="")
+        .update(hold_released_at=clock.now())
+    )
 
 
 def _enqueue_fee_record_on_commit(payment_id) -> None:
@@ -244,18 +344,44 @@ OUTCOME_STATUS = {
 
 
 def payment_confirm(*, payment: Payment, processor: PaymentProcessor | None = None) -> Payment:
-    """Ask the processor to collect a pending attempt. Runs outside any transaction or lock:
-    the attempt's idempotency key makes a repeated call return the same PaymentIntent."""
+    """Ask the processor to collect a pending attempt. Runs outside any transaction or lock.
+    The create is sent at most once per claim: a caller that finds the attempt already
+    submitted (a redelivered task, a second click) leaves it to the processor's answer, a
+    webhook or the settlement sweeper (billing.payments.settlement), so two workers never
+    send the same create concurrently."""
     if transaction.get_connection().in_atomic_block:
         raise RuntimeError("payment_confirm calls the processor; call it after commit, outside transactions")
     payment.refresh_from_db()
-    if payment.status != S.PENDING:
-        return payment
+    submitted = payment.submitted_at is not None
+    if payment.status != S.PENDING or submitted or not payment_submission_claim(payment=payment):
+        return Payment.objects.get(pk=payment.pk)
+    return payment_submit(payment=payment, processor=processor)
+
+
+def payment_submission_claim(*, payment: Payment) -> bool:
+    """Take the right to send this attempt's create: a conditional UPDATE from the submission
+    the caller saw (none, or a stale one the settlement sweeper takes over)."""
+    claimed = Payment.objects.filter(
+        pk=payment.pk, status=S.PENDING, processor_payment_id="", submitted_at=payment.submitted_at
+    )
+    if payment.submitted_at is None:
+        claimed = Payment.objects.filter(
+            pk=payment.pk, status=S.PENDING, processor_payment_id="", submitted_at__isnull=True
+        )
+    now = clock.now()
+    if not claimed.update(submitted_at=now, updated_at=now):
+        return False
+    payment.submitted_at = now
+    return True
+
+
+def payment_submit(*, payment: Payment, processor: PaymentProcessor | None = None) -> Payment:
+    """Send the create of a claimed attempt, with its idempotency key, and apply the answer."""
     processor = processor or processor_for(payment.organization)
     customer_id = (
         customer_processor_sync(customer=payment.customer, processor=processor) if payment.customer else None
     )
-    crash_point("payments.before_processor_call")
+    crash_point("payment.before_processor_call")
     try:
         outcome = processor.payment_intent_create(
             amount=payment.amount,
@@ -273,7 +399,8 @@ def payment_confirm(*, payment: Payment, processor: PaymentProcessor | None = No
         )
     except ProcessorError as exc:
         if exc.retryable:
-            # Unknown outcome: the webhook (matched by metadata) or a retry with the same key settles it.
+            # Unknown outcome: the webhook (matched by metadata) or the settlement sweeper
+            # (looks the intent up by metadata, or sends the same key again) settles it.
             logger.warning("processor unreachable for %s: %s", payment.idempotency_key, exc)
             Payment.objects.filter(pk=payment.pk).update(note=f"processor unreachable: {exc}"[:500])
             return Payment.objects.get(pk=payment.pk)
@@ -283,11 +410,19 @@ def payment_confirm(*, payment: Payment, processor: PaymentProcessor | None = No
             observed_at=clock.now(),
             facts={"decline_code": exc.code or "processor_error", "decline_message": str(exc)},
         )
+    crash_point("payment.after_processor_call")
+    return payment_apply_outcome(payment=payment, outcome=outcome)
+
+
+def payment_apply_outcome(*, payment: Payment, outcome: ChargeOutcome) -> Payment:
+    """A processor's answer about an attempt (create, confirm or retrieve), as a snapshot now."""
     return payment_apply_snapshot(
         payment=payment,
         status=OUTCOME_STATUS[outcome.status],
         observed_at=clock.now(),
         facts=_outcome_facts(outcome),
+        amount_received=outcome.amount_received,
+        currency=outcome.currency,
     )
 
 

@@ -18,12 +18,14 @@ Built on stripe-python's ``StripeClient`` (``client.v1.*``). Conventions:
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import stripe
 from django.conf import settings
 
 from billing.payments.processor import (
+    LOOKUP_INCONCLUSIVE,
     BalanceInfo,
     ChargeOutcome,
     ChargeStatus,
@@ -38,6 +40,10 @@ from billing.payments.processor import (
 logger = logging.getLogger(__name__)
 
 PRODUCTION_NETWORK_RETRIES = 2
+# payment_intent_find: list pages read before giving up, and seconds of clock skew allowed
+# between Recur's created_at and Stripe's ``created``.
+LOOKUP_MAX_PAGES = 20
+LOOKUP_CLOCK_SLACK = 600
 REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 REFUND_STATUSES = frozenset({"pending", "succeeded", "failed", "canceled", "requires_action"})
 
@@ -166,6 +172,8 @@ def _charge_outcome(
         decline_message=decline_message,
         risk_level=str(charge_result.get("risk_level") or ""),
         client_secret=str(pi.get("client_secret") or ""),
+        amount_received=_amount_received(pi, charge) if status == "succeeded" else None,
+        currency=str(pi.get("currency") or charge.get("currency") or "").lower(),
         raw=pi,
     )
 
@@ -182,6 +190,15 @@ def _refund_outcome(refund: dict[str, Any]) -> RefundOutcome:
         charge_id=_id_of(refund.get("charge")),
         metadata=_strings(_plain(refund.get("metadata"))),
     )
+
+
+def _amount_received(pi: dict[str, Any], charge: dict[str, Any]) -> int | None:
+    """What a succeeded intent collected: ``amount_received`` (real Stripe), else the charge's
+    captured amount, else the intent's amount (localstripe has neither)."""
+    for value in (pi.get("amount_received"), charge.get("amount_captured"), pi.get("amount")):
+        if value is not None:
+            return int(value)
+    return None
 
 
 def _card_info(pm: dict[str, Any]) -> PaymentMethodInfo:
@@ -420,6 +437,45 @@ class StripeProcessor:
         except stripe.StripeError as exc:
             raise _processor_error(exc) from exc
         return _charge_outcome(_plain(pi))
+
+    def payment_intent_find(
+        self, *, recur_payment_id: str, processor_customer_id: str | None, created_after: datetime
+    ) -> ChargeOutcome | None:
+        """Listing is strongly consistent (search is not: it lags by up to a minute or more), so
+        an absence is proven only by a list: the customer's intents created since the attempt
+        (localstripe filters nothing: every intent it holds). Without a customer the search can
+        find an intent but never prove there is none."""
+        client = self._stripe()
+        local = bool(getattr(settings, "STRIPE_API_HOST", None))
+        params: dict[str, Any] = {"limit": 100}
+        if not local:
+            if not processor_customer_id:
+                return self._search_by_metadata(client, recur_payment_id)
+            params["customer"] = processor_customer_id
+            params["created"] = {"gte": int(created_after.timestamp()) - LOOKUP_CLOCK_SLACK}
+        try:
+            for _ in range(LOOKUP_MAX_PAGES):
+                page = _plain(client.v1.payment_intents.list(params))
+                intents = page.get("data") or []
+                for pi in intents:
+                    if (_plain(pi.get("metadata")).get("recur_payment_id") or "") == recur_payment_id:
+                        return self.payment_intent_retrieve(payment_intent_id=str(pi["id"]))
+                if not page.get("has_more") or not intents:
+                    return None
+                params["starting_after"] = intents[-1]["id"]
+        except stripe.StripeError as exc:
+            raise _processor_error(exc) from exc
+        raise ProcessorError("Stripe: too many PaymentIntents to prove absence", code=LOOKUP_INCONCLUSIVE)
+
+    def _search_by_metadata(self, client: stripe.StripeClient, recur_payment_id: str) -> ChargeOutcome:
+        query = f"metadata['recur_payment_id']:'{recur_payment_id}'"
+        try:
+            found = _plain(client.v1.payment_intents.search({"query": query, "limit": 1})).get("data") or []
+        except stripe.StripeError as exc:
+            raise _processor_error(exc) from exc
+        if found:
+            return self.payment_intent_retrieve(payment_intent_id=str(found[0]["id"]))
+        raise ProcessorError("Stripe: search cannot prove a PaymentIntent absent", code=LOOKUP_INCONCLUSIVE)
 
     def refund_create(
         self,

@@ -11,6 +11,8 @@ class SubscriptionsConfig(AppConfig):
         from billing.subscriptions import dunning
 
         PAYMENT_HOOKS["order"] = PaymentHooks(
-            on_succeeded=dunning.order_payment_succeeded, on_failed=dunning.order_payment_failed
+            on_succeeded=dunning.order_payment_succeeded,
+            on_failed=dunning.order_payment_failed,
+            on_held=dunning.order_payment_held,
         )
         CUSTOMER_PAYMENT_METHOD_HOOKS.append(dunning.customer_payment_method_updated)

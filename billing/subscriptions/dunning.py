@@ -46,8 +46,8 @@ def _payment_for(order_id: UUID, trigger: str) -> tuple[Payment | None, bool]:
     reused, never doubled; an automatic attempt starts only if the order's next attempt is due
     (a concurrent collector that got there first has leased it)."""
     order = Order.objects.select_for_update().select_related("customer", "organization").get(pk=order_id)
-    if order.status != Order.Status.PENDING or order.due <= 0:
-        return None, False
+    if order.status != Order.Status.PENDING or order.due <= 0 or order.payment_hold:
+        return None, False  # a held order waits for an operator: charging again could take the money twice
     in_flight = (
         Payment.objects.filter(reference=order.reference, status__in=IN_FLIGHT).order_by("-attempt").first()
     )
@@ -127,6 +127,17 @@ def order_payment_succeeded(payment: Payment) -> None:
             subscription.status = Subscription.Status.ACTIVE
             subscription.past_due_at = None
             subscription.save(update_fields=["status", "past_due_at", "updated_at"])
+
+
+def order_payment_held(payment: Payment) -> None:
+    """The processor took another amount or currency than this order's: stop collecting and
+    flag the order for an operator (see ``order_payment_hold_release``)."""
+    order = _order_of(payment)
+    if order is None:
+        return
+    order.payment_hold = payment.hold_reason
+    order.next_payment_attempt_at = None
+    order.save(update_fields=["payment_hold", "next_payment_attempt_at", "updated_at"])
 
 
 def order_payment_failed(payment: Payment) -> None:

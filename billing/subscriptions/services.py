@@ -14,6 +14,7 @@ from billing.ledger.wallet import wallet_apply
 from billing.money import multiply
 from billing.orders.models import BillingReason, Order, OrderItem
 from billing.payments.models import Payment
+from billing.payments.services import payments_hold_release
 from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
 from billing.subscriptions.changes import (
     CHANGEABLE,
@@ -440,10 +441,41 @@ def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) 
 
     if order.status != Order.Status.PENDING or order.due <= 0:
         raise Conflict("Only an unpaid order can be retried.", code="order_not_payable")
+    if order.payment_hold:
+        raise Conflict(
+            "A payment for this order is held for review; release the hold first.", code="order_payment_held"
+        )
     trigger = Payment.Trigger.CUSTOMER_RETRY if by_customer else Payment.Trigger.OPERATOR_RETRY
     if actor is not None:
         audit_record(actor=actor, action="order.retry_payment", target=order, organization=order.organization)
     return order_payment_collect(order_id=order.pk, trigger=trigger)
+
+
+@transaction.atomic
+def order_payment_hold_release(*, order: Order, actor, reason: str) -> Order:
+    """An operator dealt with a held payment (the processor took another amount or currency;
+    typically refunded in full at the processor): collection resumes with a new attempt at
+    once. The held payment keeps its hold reason: it never counts as paying the order. Audited."""
+    if not reason.strip():
+        raise InvalidInput("Say what was done about the held payment.", field="reason", code="required")
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if not order.payment_hold:
+        raise Conflict("This order's collection is not held.", code="order_not_held")
+    held = order.payment_hold
+    order.payment_hold = ""
+    if order.status == Order.Status.PENDING and order.due > 0:
+        order.next_payment_attempt_at = clock.now()
+    order.save(update_fields=["payment_hold", "next_payment_attempt_at", "updated_at"])
+    payments_hold_release(reference=order.reference)
+    audit_record(
+        actor=actor,
+        action="order.release_payment_hold",
+        target=order,
+        organization=order.organization,
+        reason=reason,
+        data={"hold": held},
+    )
+    return order
 
 
 def subscription_discount_change(

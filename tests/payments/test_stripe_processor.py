@@ -739,3 +739,78 @@ def test_error_mapping(canned, canned_processor, status, body, headers, retryabl
         )
 
     assert (excinfo.value.retryable, excinfo.value.code) == (retryable, code)
+
+
+# -- finding an intent by our metadata (the settlement sweeper) ------------------------------
+
+
+@pytest.fixture
+def real_stripe(canned, settings):
+    """As against real Stripe (no local API host): every request still answered by ``canned``."""
+    settings.STRIPE_API_HOST = ""
+    return StripeProcessor(max_network_retries=0, http_client=canned)
+
+
+def _intent(pi_id: str, payment_id: str, status: str = "succeeded") -> dict:
+    return {
+        "id": pi_id,
+        "object": "payment_intent",
+        "amount": AMOUNT,
+        "amount_received": AMOUNT if status == "succeeded" else 0,
+        "currency": CURRENCY,
+        "status": status,
+        "metadata": {"recur_payment_id": payment_id},
+    }
+
+
+def test_find_lists_the_customers_intents_since_the_attempt_and_proves_absence(canned, real_stripe):
+    from datetime import UTC, datetime
+
+    canned.answer(
+        "GET",
+        "/v1/payment_intents",
+        {"object": "list", "has_more": False, "data": [_intent("pi_other", "someone-else")]},
+    )
+    since = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)
+    assert (
+        real_stripe.payment_intent_find(
+            recur_payment_id="p1", processor_customer_id="cus_1", created_after=since
+        )
+        is None
+    )
+    (sent,) = canned.sent
+    assert sent.query["customer"] == ["cus_1"]
+    assert sent.query["created[gte]"] == [str(int(since.timestamp()) - 600)]
+
+
+def test_find_returns_the_intent_our_metadata_names(canned, real_stripe):
+    from datetime import UTC, datetime
+
+    canned.answer(
+        "GET", "/v1/payment_intents", {"object": "list", "has_more": False, "data": [_intent("pi_9", "p1")]}
+    )
+    canned.answer("GET", "/v1/payment_intents/pi_9", _intent("pi_9", "p1"))
+    found = real_stripe.payment_intent_find(
+        recur_payment_id="p1", processor_customer_id="cus_1", created_after=datetime.now(UTC)
+    )
+    assert (found.payment_intent_id, found.status, found.amount_received, found.currency) == (
+        "pi_9",
+        "succeeded",
+        AMOUNT,
+        CURRENCY,
+    )
+
+
+def test_find_without_a_customer_never_claims_absence(canned, real_stripe):
+    """Search lags behind writes: an empty answer is not a proof."""
+    from datetime import UTC, datetime
+
+    canned.answer(
+        "GET", "/v1/payment_intents/search", {"object": "search_result", "has_more": False, "data": []}
+    )
+    with pytest.raises(ProcessorError) as inconclusive:
+        real_stripe.payment_intent_find(
+            recur_payment_id="p1", processor_customer_id=None, created_after=datetime.now(UTC)
+        )
+    assert inconclusive.value.code == "lookup_inconclusive"
+    assert "metadata['recur_payment_id']:'p1'" in canned.sent[0].query["query"][0]

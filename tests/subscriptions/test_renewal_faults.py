@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.localstripe, pytest.mark.django_db(transaction=True)]
 
 GOOD, DECLINES = "4242424242424242", "4000000000000341"
 SUBSCRIPTIONS, DECLINING = 24, 4
-BEFORE_PROCESSOR_CALL = "payments.before_processor_call"
+BEFORE_PROCESSOR_CALL = "payment.before_processor_call"
 CRASH_POINTS = ["renewals.chunk_committed", "renewals.enqueue_payments_midway", BEFORE_PROCESSOR_CALL]
 
 
