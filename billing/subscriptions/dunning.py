@@ -31,7 +31,8 @@ HARD_DECLINES = frozenset(
         "no_payment_method", "expired_card",
     }
 )  # fmt: skip
-AUTOMATIC = (Payment.Trigger.CYCLE, Payment.Trigger.DUNNING_RETRY)
+# Off-session charges Recur starts itself; their failures are dunned.
+AUTOMATIC = (Payment.Trigger.CYCLE, Payment.Trigger.SUBSCRIPTION_CHANGE, Payment.Trigger.DUNNING_RETRY)
 IN_FLIGHT = (Payment.Status.PENDING, Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION)
 DUNNING_LEASE = timedelta(hours=1)
 
