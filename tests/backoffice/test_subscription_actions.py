@@ -113,7 +113,7 @@ def test_an_ended_subscription_has_no_actions(backoffice, basic):
 @pytest.mark.parametrize(
     ("name", "fixture", "fields"),
     [
-        ("change_plan", "basic", ["price_id", "seats", "proration_behavior"]),
+        ("change_plan", "basic", ["price_id", "seats", "proration_behavior", "replace_scheduled_change"]),
         ("cancel", "basic", ["reason", "comment"]),
         ("uncancel", "canceling", []),
         ("revoke", "basic", ["reason", "credit"]),
