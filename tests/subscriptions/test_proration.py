@@ -382,3 +382,37 @@ def test_seats_the_kept_scheduled_plan_cannot_take_are_refused(manual_org, make_
     assert (refused.value.field, refused.value.code) == ("seats", "seats_out_of_range")
     sub.refresh_from_db()
     assert (sub.seats, sub.scheduled_change, BillingEntry.objects.count()) == before
+
+
+# --- what the change order is and how it is collected -------------------------------------------
+
+
+def test_the_preview_applies_the_customers_balance_as_the_change_will(manual_org, catalog_100, operator):
+    from billing.ledger.wallet import wallet_adjust
+
+    sub = subscribe(manual_org, catalog_100["s100"])
+    wallet_adjust(customer=sub.customer, amount=2000, currency="usd", reason="Goodwill", actor=operator)
+
+    preview, sub, order = change(
+        sub, HALF, price_id=price_of(catalog_100["p200"]).pk, proration_behavior="invoice"
+    )
+
+    assert (preview.invoice.order.total, preview.invoice.order.applied_balance, preview.amount_due_now) == (
+        5000, 2000, 3000,
+    )  # fmt: skip
+    assert (order.applied_balance, order.due) == (2000, 3000)
+    assert Payment.objects.get(reference=order.reference).amount == 3000
+
+
+def test_a_failed_change_payment_is_dunned_like_a_renewal(manual_org, catalog_100):
+    from accounts.models import Customer
+
+    sub = subscribe(manual_org, catalog_100["s100"])
+    Customer.objects.filter(pk=sub.customer_id).update(default_payment_method_id="")
+
+    _, sub, order = change(sub, HALF, price_id=price_of(catalog_100["p200"]).pk, proration_behavior="invoice")
+
+    payment = Payment.objects.get(reference=order.reference)
+    assert (payment.trigger, payment.status, order.status) == ("subscription_change", "failed", "pending")
+    assert order.dunning_deadline is not None and order.next_payment_attempt_at is not None
+    assert sub.status == "past_due"
