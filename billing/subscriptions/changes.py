@@ -148,9 +148,12 @@ def change_plan(
     seats = _seats_for(price, seats, subscription.seats)
     amount = _amount(subscription, price, seats)
     if price.pk == subscription.price_id and seats == subscription.seats:
-        raise InvalidInput(
-            "This is the subscription's current price and seats.", code="no_change", field="price_id"
-        )
+        if not (replace_scheduled_change and subscription.scheduled_change):
+            raise InvalidInput(
+                "This is the subscription's current price and seats.", code="no_change", field="price_id"
+            )
+        # Only the scheduled change is dropped: nothing is billed.
+        return ChangePlan(subscription, behavior, at, price, seats, amount, effective_at=at)
     scheduled = _scheduled(subscription)
     if replace_scheduled_change:
         scheduled = {"price_id": None, "seats": None}

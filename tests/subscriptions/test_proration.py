@@ -364,6 +364,18 @@ def test_replace_drops_the_scheduled_change_on_an_immediate_change(manual_org, c
     assert (sub.price_id, sub.seats) == (price_of(catalog_100["team"]).pk, 4)
 
 
+def test_replace_alone_cancels_the_scheduled_change_and_bills_nothing(manual_org, catalog_100):
+    sub = subscribe(manual_org, catalog_100["team"], seats=3)
+    _, sub, _ = change(sub, START + timedelta(days=5), seats=2, proration_behavior="next_period")
+
+    preview, sub, order = change(
+        sub, HALF, seats=3, proration_behavior="invoice", replace_scheduled_change=True
+    )
+
+    assert (preview.entries, preview.scheduled_change, order, sub.scheduled_change) == ([], None, None, None)
+    assert not BillingEntry.objects.exists()
+
+
 def test_seats_the_kept_scheduled_plan_cannot_take_are_refused(manual_org, make_product, catalog_100):
     small = make_product(
         "Small team", recurring="month",
