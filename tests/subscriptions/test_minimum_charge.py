@@ -10,6 +10,7 @@ import time_machine
 
 from billing.catalog import services as catalog
 from billing.ledger.models import LedgerTransaction
+from billing.ledger.reconciliation import reconcile
 from billing.ledger.selectors import wallet_balance
 from billing.ledger.wallet import applicable_amount, wallet_adjust, wallet_available
 from billing.money import chargeable_part
@@ -101,6 +102,7 @@ def test_a_small_upgrade_invoice_is_paid_and_carried_to_the_next_order(manual_or
     assert Payment.objects.get(reference=renewal.reference).amount == 3090
     assert lines(LedgerTransaction.objects.get(order=renewal, type="payment"))["customer_wallet"] == -30
     assert wallet_balance(sub.customer, "usd") == 0
+    assert reconcile() == []  # every order posted, every balance equal to its entries
 
 
 def test_a_renewal_below_the_minimum_is_paid_in_bulk_and_collected_later(manual_org, plans):
@@ -130,6 +132,7 @@ def test_a_renewal_below_the_minimum_is_paid_in_bulk_and_collected_later(manual_
     assert [(o.total, o.applied_balance, o.due, o.status) for o in charged] == [(30, -60, 90, "paid")]
     assert Payment.objects.get(reference=charged[0].reference).amount == 90
     assert wallet_balance(customer, "usd") == -30  # the other June order carried its own 30
+    assert reconcile() == []
 
 
 def test_a_small_renewal_with_a_wallet_credit_uses_it_and_carries_the_rest(manual_org, plans, operator):
