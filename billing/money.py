@@ -31,6 +31,7 @@ __all__ = [
     "Money",
     "UnknownCurrency",
     "allocate",
+    "chargeable_part",
     "check_chargeable",
     "format_amount",
     "get_currency",
@@ -384,3 +385,17 @@ def check_chargeable(amount: int, currency: str) -> None:
         raise InvalidAmount(
             f"{cur.code} charges must be a multiple of {cur.granularity} minor units, got {amount}"
         )
+
+
+def chargeable_part(amount: int, currency: str) -> int:
+    """The largest part of ``amount`` the processor can charge: whole steps of the currency's
+    granularity, and nothing when that is below its minimum charge. The rest cannot be
+    charged on its own and is carried to a later order (``billing.ledger.wallet``)."""
+    _check_amount(amount)
+    cur = get_currency(currency)
+    if amount <= 0:
+        return 0
+    part = amount - amount % cur.granularity
+    if cur.minimum_charge is not None and part < cur.minimum_charge:
+        return 0
+    return part

@@ -159,8 +159,9 @@ def ledger_post_order_paid(*, order: Order, at: datetime | None = None) -> Ledge
         return None
     currency, org = order.currency, order.organization
     merchant_share = order.total - order.tax - order.platform_fee
-    # Part of the total paid from the customer's wallet never reaches the processor.
-    from_wallet = min(max(order.applied_balance, 0), order.total)
+    # Part of the total paid from the customer's wallet never reaches the processor; a
+    # negative applied balance is owed money the processor collected with this order.
+    from_wallet = min(order.applied_balance, order.total)
     entries = [
         (account_for(Kind.PROCESSOR_CASH, currency=currency), order.total - from_wallet),
         (account_for(Kind.TAX_PAYABLE, currency=currency), -order.tax),

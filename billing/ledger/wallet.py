@@ -9,6 +9,13 @@ balance; when it is voided, its reservation disappears with it. Every reader and
 of the available balance holds the customer's row lock, so two orders never spend the
 same money.
 
+A due the processor cannot charge (below the currency's minimum, or off its granularity) is
+never sent to it: ``wallet_carry_unchargeable`` pays that part from the wallet, which may
+then go below zero (the customer owes it), and the next order collects it, as Stripe adds
+an invoice under its minimum to the customer balance. Reservations are signed for this:
+a pending order collecting a debt reserves it (a negative ``applied_balance``), so two
+orders never collect the same debt.
+
 Credits come from downgrades (``billing.subscriptions.billing``), revocations
 (``subscription_revoke(credit=True)``) and adjustments (``wallet_adjust``, by merchants
 over the API or by operators holding ``ledger.adjust_balance``).
@@ -20,13 +27,13 @@ from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from accounts.models import Customer, User
 from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry, LedgerTransaction
 from billing.ledger.postings import ledger_post_wallet_credit
 from billing.ledger.selectors import wallet_balance
-from billing.money import format_amount, get_currency, is_supported_currency
+from billing.money import chargeable_part, format_amount, get_currency, is_supported_currency
 from billing.orders.models import Order
 from billing.orders.services import platform_fee_for
 from core.audit import audit_record
@@ -39,17 +46,29 @@ ADJUST_PERMISSION = "ledger.adjust_balance"
 # --- reading ---------------------------------------------------------------------------------
 
 
+# Pending orders that will move the wallet when paid: a positive applied balance takes
+# from it, a negative one pays back what the customer owes.
+RESERVING = Q(status=Order.Status.PENDING) & ~Q(applied_balance=0)
+
+
 def wallet_reserved(customer: Customer, currency: str) -> int:
-    """What the customer's pending orders will take from the wallet when they are paid."""
-    total = Order.objects.filter(
-        customer=customer, currency=currency, status=Order.Status.PENDING, applied_balance__gt=0
-    ).aggregate(total=Sum("applied_balance", default=0))["total"]
+    """What the customer's pending orders will take from the wallet when they are paid
+    (negative when they collect more owed money than they take)."""
+    total = Order.objects.filter(RESERVING, customer=customer, currency=currency).aggregate(
+        total=Sum("applied_balance", default=0)
+    )["total"]
     return int(total)
+
+
+def wallet_open_balance(customer: Customer, currency: str) -> int:
+    """What the next order may take from the wallet, signed: negative is an amount the
+    customer owes (carried from an order below the minimum charge) that it collects."""
+    return wallet_balance(customer, currency) - wallet_reserved(customer, currency)
 
 
 def wallet_available(customer: Customer, currency: str) -> int:
     """What a new order may still take from the wallet (never below zero)."""
-    return max(0, wallet_balance(customer, currency) - wallet_reserved(customer, currency))
+    return max(0, wallet_open_balance(customer, currency))
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,7 @@ def wallet_balances(customer: Customer) -> list[WalletBalance]:
         .order_by("account__currency")
     )
     reserved = dict(
-        Order.objects.filter(customer=customer, status=Order.Status.PENDING, applied_balance__gt=0)
+        Order.objects.filter(RESERVING, customer=customer)
         .order_by()
         .values_list("currency")
         .annotate(total=Sum("applied_balance"))
@@ -95,21 +114,22 @@ def wallet_entries(customer: Customer):
 
 
 def wallet_funded_customers(customer_ids: Iterable[UUID]) -> set[tuple[UUID, str]]:
-    """The (customer, currency) pairs among these customers whose wallet holds money. One
-    query: the renewal job asks once per chunk, so customers without a wallet cost nothing."""
+    """The (customer, currency) pairs among these customers whose wallet holds money or a
+    debt to collect. One query: the renewal job asks once per chunk, so customers without a
+    wallet cost nothing."""
     ids = list(set(customer_ids))
     if not ids:
         return set()
     return set(
-        LedgerBalance.objects.filter(
-            account__kind=Kind.CUSTOMER_WALLET, account__customer_id__in=ids, balance__lt=0
-        ).values_list("account__customer_id", "account__currency")
+        LedgerBalance.objects.filter(account__kind=Kind.CUSTOMER_WALLET, account__customer_id__in=ids)
+        .exclude(balance=0)
+        .values_list("account__customer_id", "account__currency")
     )
 
 
 def wallet_lock_available(pairs: Iterable[tuple[UUID, str]]) -> dict[tuple[UUID, str], int]:
     """Lock these customers' rows (in id order, inside the caller's transaction) and return
-    what each (customer, currency) wallet still has available."""
+    what each (customer, currency) wallet still has open (``wallet_open_balance``, signed)."""
     pairs = set(pairs)
     if not pairs:
         return {}
@@ -123,13 +143,13 @@ def wallet_lock_available(pairs: Iterable[tuple[UUID, str]]) -> dict[tuple[UUID,
     }
     reserved: dict[tuple[UUID, str], int] = defaultdict(int)
     for customer_id, currency, total in (
-        Order.objects.filter(customer_id__in=customer_ids, status=Order.Status.PENDING, applied_balance__gt=0)
+        Order.objects.filter(RESERVING, customer_id__in=customer_ids)
         .order_by()
         .values_list("customer_id", "currency")
         .annotate(total=Sum("applied_balance"))
     ):
         reserved[(customer_id, currency)] = int(total)
-    return {pair: max(0, balances.get(pair, 0) - reserved[pair]) for pair in pairs}
+    return {pair: balances.get(pair, 0) - reserved[pair] for pair in pairs}
 
 
 # --- applying the wallet to an order -----------------------------------------------------------
@@ -138,9 +158,12 @@ def wallet_lock_available(pairs: Iterable[tuple[UUID, str]]) -> dict[tuple[UUID,
 def applicable_amount(*, total: int, available: int, currency: str) -> int:
     """How much of ``available`` an order of ``total`` takes: as much as possible, but never
     leaving a remainder the processor cannot charge (below the currency's minimum or off its
-    granularity); then less is applied so the remainder is chargeable."""
-    if total <= 0 or available <= 0:
+    granularity); then less is applied so the remainder is chargeable. A negative
+    ``available`` (the customer owes it) is collected with the order: applied is negative."""
+    if total <= 0 or available == 0:
         return 0
+    if available < 0:
+        return available
     applied = min(available, total)
     due = total - applied
     if due == 0:
@@ -164,12 +187,37 @@ def wallet_apply(*, order: Order, available: int | None = None) -> int:
         if not transaction.get_connection().in_atomic_block:
             raise RuntimeError("wallet_apply locks the customer: call it inside a transaction")
         Customer.objects.select_for_update().filter(pk=order.customer_id).values_list("pk").first()
-        available = wallet_available(order.customer, order.currency)
-    applied = applicable_amount(total=order.total, available=available, currency=order.currency)
-    order.applied_balance = applied
+        available = wallet_open_balance(order.customer, order.currency)
+    return _apply(order, applicable_amount(total=order.total, available=available, currency=order.currency))
+
+
+def wallet_apply_preview(*, order: Order) -> int:
+    """``wallet_apply`` for a preview: the same computation without the lock (writes nothing)."""
+    available = wallet_open_balance(order.customer, order.currency)
+    return _apply(order, applicable_amount(total=order.total, available=available, currency=order.currency))
+
+
+def _apply(order: Order, applied: int) -> int:
+    order.applied_balance, order.carried_forward = applied, 0
     order.due = max(0, order.total - applied)
     order.platform_fee = platform_fee_for(organization=order.organization, amount=order.due)
     return applied
+
+
+def wallet_carry_unchargeable(*, order: Order) -> int:
+    """An order being created whose due the processor cannot charge (above zero but below
+    the currency's minimum, or off its granularity) keeps that part away from the processor:
+    the wallet pays it, going below zero if it must (the customer owes it), and the
+    customer's next order collects it (``applicable_amount``). Nothing is charged or lost;
+    the order's posting debits the wallet like any wallet payment. Sets
+    ``carried_forward`` and returns the amount carried."""
+    carried = order.due - chargeable_part(order.due, order.currency)
+    order.carried_forward = carried
+    if carried > 0:
+        order.applied_balance += carried
+        order.due -= carried
+        order.platform_fee = platform_fee_for(organization=order.organization, amount=order.due)
+    return carried
 
 
 # --- adjustments -----------------------------------------------------------------------------

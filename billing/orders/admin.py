@@ -457,7 +457,10 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="amounts")
     def amounts(self, order: Order):
-        extra = [("Customer balance applied", "", -order.applied_balance)] if order.applied_balance else []
+        balance = order.applied_balance - order.carried_forward
+        extra = [("Customer balance applied", "", -balance)] if balance else []
+        if order.carried_forward:
+            extra.append(("Below the minimum charge: carried to the next order", "", -order.carried_forward))
         if order.status == Order.Status.PENDING or order.applied_balance:
             extra.append(("Amount due", "", order.due))
         if order.refunded_amount:

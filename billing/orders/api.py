@@ -36,7 +36,8 @@ class OrderSerializer(serializers.ModelSerializer):
         model = Order
         fields = [
             "id", "invoice_number", "status", "billing_reason", "customer_id", "currency",
-            "subtotal", "discount_amount", "net", "tax", "total", "applied_balance", "due", "refunded_amount",
+            "subtotal", "discount_amount", "net", "tax", "total", "applied_balance", "carried_forward", "due",
+            "refunded_amount",
             "platform_fee", "tax_rate_bps", "tax_inclusive", "reverse_charge",
             "billing_name", "billing_address", "customer_tax_id",
             "checkout_id", "subscription_id", "product_id", "discount_id",
@@ -52,8 +53,8 @@ class OrderPaymentSerializer(serializers.ModelSerializer):
         help_text="pending, processing, requires_action, succeeded, failed or canceled."
     )
     trigger = serializers.CharField(
-        help_text="What started the attempt: purchase, cycle, dunning_retry, customer_retry, "
-        "operator_retry ..."
+        help_text="What started the attempt: purchase, cycle, subscription_change, dunning_retry, "
+        "customer_retry, operator_retry ..."
     )
 
     class Meta:

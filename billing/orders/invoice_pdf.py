@@ -221,8 +221,15 @@ def render_invoice_pdf(order, *, compress: bool = True) -> bytes:
         rate = f" {_percent(order.tax_rate_bps)}" if order.tax_rate_bps else ""
         rows.append((f"{label}{rate}", money(order.tax), False))
     rows.append(("Total", money(order.total), True))
-    if order.applied_balance:
-        rows.append(("Applied balance", money(-order.applied_balance), False))
+    balance = order.applied_balance - order.carried_forward
+    if balance > 0:
+        rows.append(("Applied balance", money(-balance), False))
+    elif balance < 0:
+        rows.append(("Balance carried from earlier invoices", money(-balance), False))
+    if order.carried_forward:
+        rows.append(
+            ("Below the minimum charge: carried to your next invoice", money(-order.carried_forward), False)
+        )
     rows.append(("Amount paid" if order.status in _PAID_STATUSES else "Amount due", money(order.due), True))
     if order.refunded_amount:
         rows.append(("Refunded", money(order.refunded_amount), False))

@@ -16,7 +16,8 @@ class Order(BaseModel):
     """What a customer owes for one purchase or one billing period. pending -> paid ->
     partially_refunded | refunded; pending -> void. Amounts in minor units of ``currency``:
     net = subtotal - discount; total = net + tax (tax is already inside net when
-    ``tax_inclusive``); due = max(0, total - applied_balance)."""
+    ``tax_inclusive``); due = max(0, total - applied_balance); ``carried_forward`` is the part of
+    ``applied_balance`` the processor could not have charged (below its minimum)."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -36,7 +37,13 @@ class Order(BaseModel):
     net = models.BigIntegerField()
     tax = models.BigIntegerField(default=0)
     total = models.BigIntegerField()
-    applied_balance = models.BigIntegerField(default=0)
+    applied_balance = models.BigIntegerField(
+        default=0,
+        help_text="Paid from (positive) or collected for (negative: owed) the customer's balance.",
+    )
+    # Part of the total the processor could not charge on its own (below its minimum): paid
+    # from the customer's balance, which the next order collects (billing.ledger.wallet).
+    carried_forward = models.BigIntegerField(default=0, db_default=0)
     due = models.BigIntegerField()
     refunded_amount = models.BigIntegerField(default=0)
     platform_fee = models.BigIntegerField(default=0)

@@ -22,6 +22,7 @@ class Payment(BaseModel):
         DUNNING_RETRY = "dunning_retry"
         CUSTOMER_RETRY = "customer_retry"
         OPERATOR_RETRY = "operator_retry"
+        SUBSCRIPTION_CHANGE = "subscription_change"  # a plan or seat change billed now
 
     class Processor(models.TextChoices):
         STRIPE = "stripe"

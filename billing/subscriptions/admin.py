@@ -174,14 +174,13 @@ def price_label(price: Price) -> str:
 
 
 def changeable_prices(sub: Subscription):
-    """The organization's active prices a subscription may move to: same currency, same interval."""
-    product = sub.product
+    """The organization's active recurring prices a subscription may move to, in its currency
+    (another interval starts a new period now)."""
     return (
         Price.objects.filter(
             organization_id=sub.organization_id,
             currency=sub.currency,
-            product__recurring_interval=product.recurring_interval,
-            product__recurring_interval_count=product.recurring_interval_count,
+            product__recurring_interval__isnull=False,
         )
         .filter(Q(is_archived=False, product__is_archived=False) | Q(pk=sub.price_id))
         .select_related("product")
@@ -199,7 +198,8 @@ class ChangePlanForm(forms.Form):
         queryset=Price.objects.none(),
         empty_label=None,
         label="Price",
-        help_text="Active prices of this organization in the same currency and billing interval.",
+        help_text="Active recurring prices of this organization in the same currency. Another billing "
+        "interval starts a new period now, billed now.",
     )
     seats = forms.IntegerField(
         min_value=1,
@@ -211,6 +211,12 @@ class ChangePlanForm(forms.Form):
         choices=ProrationBehavior.choices,
         label="Proration",
         help_text="The organization's default is preselected.",
+    )
+    replace_scheduled_change = forms.BooleanField(
+        required=False,
+        label="Replace the scheduled change",
+        help_text="Without it, a change waiting for the period end is kept (a seat change keeps a "
+        "scheduled plan change and vice versa).",
     )
 
     def __init__(self, *args, subscription: Subscription, **kwargs):
@@ -230,6 +236,7 @@ class ChangePlanForm(forms.Form):
             "price_id": data["price_id"].pk,
             "seats": data["seats"],
             "proration_behavior": data["proration_behavior"],
+            "replace_scheduled_change": data.get("replace_scheduled_change", False),
         }
 
 
@@ -238,7 +245,8 @@ def change_preview_context(plan: ChangePlan) -> dict:
     sub, currency = plan.subscription, plan.subscription.currency
     product = plan.price.product
     invoice = plan.invoice
-    due_now = invoice.order.total if invoice is not None else 0
+    due_now = plan.amount_due_now
+    carried = plan.amount_carried_forward
     next_order = plan.next_order_adjustment
     balance_credit = invoice.wallet_credit if invoice is not None else 0
     invoice_rows = []
@@ -252,6 +260,17 @@ def change_preview_context(plan: ChangePlan) -> dict:
         if balance_credit:
             invoice_rows.append(
                 ("Credited to the customer's balance (tax included)", format_amount(balance_credit, currency))
+            )
+        if order.applied_balance - carried:
+            invoice_rows.append(
+                ("Customer balance applied", format_amount(-(order.applied_balance - carried), currency))
+            )
+        if carried:
+            invoice_rows.append(
+                (
+                    "Below the minimum charge: carried to the next order",
+                    format_amount(carried, currency),
+                )
             )
     return {
         "behavior": plan.behavior,
@@ -277,6 +296,7 @@ def change_preview_context(plan: ChangePlan) -> dict:
         ],
         "invoice_rows": invoice_rows,
         "amount_due_now": due_now,
+        "amount_carried_forward": carried,
         "amount_due_now_display": format_amount(due_now, currency),
         "next_order_adjustment": next_order,
         "balance_credit": balance_credit,

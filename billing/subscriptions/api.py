@@ -31,9 +31,10 @@ PRORATION_BEHAVIORS = ProrationBehavior.values
     {
         "type": "object",
         "nullable": True,
-        "description": "A change waiting for the end of the current period (`next_period`).",
+        "description": "A change waiting for the end of the current period (`next_period`); a null "
+        "field stays as it is.",
         "properties": {
-            "price_id": {"type": "string", "format": "uuid"},
+            "price_id": {"type": "string", "format": "uuid", "nullable": True},
             "seats": {"type": "integer", "nullable": True},
         },
     }
@@ -94,8 +95,9 @@ class SubscriptionChangeSerializer(serializers.Serializer):
     price_id = serializers.UUIDField(
         required=False,
         allow_null=True,
-        help_text="An active price of yours in the subscription's currency that renews at the same "
-        "interval. Omit to keep the current price (to change seats only).",
+        help_text="An active recurring price of yours in the subscription's currency. Omit to keep the "
+        "current price (to change seats only). A price with another interval starts a new period "
+        "now, billed now, with the unused part of the current one credited.",
     )
     seats = serializers.IntegerField(
         min_value=1,
@@ -111,6 +113,13 @@ class SubscriptionChangeSerializer(serializers.Serializer):
         help_text="invoice: bill the difference now. prorate: add it to the next order. next_period: "
         "apply the change at renewal. none: apply now without proration. Defaults to your "
         "organization's `proration_default`. A trialing subscription is never prorated.",
+    )
+    replace_scheduled_change = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A change waiting for the period end (`scheduled_change`) is kept by default: a seat "
+        "change keeps a scheduled plan change and vice versa, and `next_period` merges into it. "
+        "true drops it (with `next_period`: replaces it with this change).",
     )
 
 
@@ -192,6 +201,14 @@ class InvoicePreviewSerializer(serializers.Serializer):
     tax_rate_bps = serializers.IntegerField()
     tax_inclusive = serializers.BooleanField()
     reverse_charge = serializers.BooleanField()
+    applied_balance = serializers.IntegerField(
+        help_text="Paid from the customer's balance (negative: owed money collected with this order)."
+    )
+    carried_forward = serializers.IntegerField(
+        help_text="Part of the total below the processor's minimum charge: not charged now, carried "
+        "through the customer's balance to their next order."
+    )
+    due = serializers.IntegerField(help_text="What the card is charged now.")
     items = InvoiceItemPreviewSerializer(many=True)
 
 
@@ -209,7 +226,16 @@ class SubscriptionChangePreviewSerializer(serializers.Serializer):
     amount = serializers.IntegerField(help_text=f"The new recurring amount per period. {AMOUNT_HELP}")
     lines = ChangeLineSerializer(many=True, help_text="The proration lines the change bills.")
     amount_due_now = serializers.IntegerField(
-        help_text="What is charged at once: the invoice's total for `invoice`, otherwise 0."
+        help_text="What is charged at once: the invoice's `due` (its total less the customer's balance "
+        "and any amount carried forward), otherwise 0."
+    )
+    amount_carried_forward = serializers.IntegerField(
+        help_text="Part of the invoice below the processor's minimum charge: the invoice is paid without "
+        "a charge and this amount is added to the customer's next order (through their balance). "
+        f"{AMOUNT_HELP}"
+    )
+    scheduled_change = ScheduledChangeField(
+        help_text="The change waiting for the period end after this change (kept, merged or replaced)."
     )
     next_order_adjustment = serializers.IntegerField(
         help_text="What the next order gains (or, negative, loses): the proration lines for `prorate`."
@@ -237,7 +263,9 @@ def change_preview_data(plan: ChangePlan) -> dict:
         "currency": plan.subscription.currency,
         "amount": plan.amount,
         "lines": plan.entries,
-        "amount_due_now": invoice.order.total if invoice is not None else 0,
+        "amount_due_now": plan.amount_due_now,
+        "amount_carried_forward": plan.amount_carried_forward,
+        "scheduled_change": plan.scheduled_change,
         "next_order_adjustment": plan.next_order_adjustment,
         "balance_credit": invoice.wallet_credit if invoice is not None else 0,
         "invoice": None,

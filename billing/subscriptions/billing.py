@@ -11,12 +11,19 @@ from datetime import datetime
 from billing.catalog.pricing import discount_amount as discount_amount_for
 from billing.ledger.postings import ledger_post_wallet_credit
 from billing.ledger.services import ledger_post_order_paid
+from billing.ledger.wallet import wallet_apply_preview, wallet_carry_unchargeable
 from billing.orders.models import Order, OrderItem
 from billing.orders.services import invoice_number_assign, platform_fee_for
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.tax import TaxQuery, get_tax_engine
 
 CREDIT_LABEL = "Credited to the customer's balance"
+PRORATION_KINDS = (
+    BillingEntry.Kind.PRORATION_CREDIT,
+    BillingEntry.Kind.PRORATION_DEBIT,
+    BillingEntry.Kind.SEATS_INCREASE,
+    BillingEntry.Kind.SEATS_DECREASE,
+)
 
 
 @dataclass
@@ -59,17 +66,21 @@ def draft_order(
     period_start: datetime | None,
     period_end: datetime | None,
     apply_discount: bool,
+    product_id=None,
 ) -> DraftOrder:
-    """An unsaved order (with items) for these entries. Credits beyond the charges go to the
-    customer's wallet with the tax they give back (computed like the order's own tax), so
-    no order total is negative. Writes nothing: see ``draft_order_saved``."""
+    """An unsaved order (with items) for these entries. The discount applies to the cycle
+    line (proration lines carry their own, see ``proration``). Credits beyond the charges go
+    to the customer's wallet with the tax they give back (computed like the order's own
+    tax), so no order total is negative. ``product_id`` names what the order is for (a
+    change's new product); the subscription's by default. Writes nothing: see
+    ``draft_order_saved``."""
     subtotal = sum(entry.amount for entry in entries)
     wallet_credit = wallet_credit_tax = 0
     items = [
         OrderItem(
             label=entry.label,
             amount=entry.amount,
-            proration=entry.kind in (BillingEntry.Kind.PRORATION_CREDIT, BillingEntry.Kind.PRORATION_DEBIT),
+            proration=entry.kind in PRORATION_KINDS,
             price_id=subscription.price_id if entry.kind == BillingEntry.Kind.CYCLE else None,
             quantity=subscription.seats or 1 if entry.kind == BillingEntry.Kind.CYCLE else 1,
             period_start=entry.period_start,
@@ -77,22 +88,23 @@ def draft_order(
         )
         for entry in entries
     ]
-    if subtotal < 0:
-        credit = -subtotal
-        credit_tax, _, credit_inclusive, _ = _tax(subscription, credit)
-        wallet_credit = credit if credit_inclusive else credit + credit_tax
-        wallet_credit_tax = credit_tax
-        items.append(OrderItem(label=CREDIT_LABEL, amount=credit))
-        subtotal = 0
     discount = 0
     if apply_discount and subscription.discount is not None:
         cycle_amount = sum(e.amount for e in entries if e.kind == BillingEntry.Kind.CYCLE)
         discount = min(
-            subtotal,
+            max(cycle_amount, 0),
             discount_amount_for(
                 discount=subscription.discount, subtotal=cycle_amount, currency=subscription.currency
             ),
         )
+    if subtotal - discount < 0:
+        # Discounted before credits are netted, so a credit never eats the discount.
+        credit = discount - subtotal
+        credit_tax, _, credit_inclusive, _ = _tax(subscription, credit)
+        wallet_credit = credit if credit_inclusive else credit + credit_tax
+        wallet_credit_tax = credit_tax
+        items.append(OrderItem(label=CREDIT_LABEL, amount=credit))
+        subtotal = discount
     net = subtotal - discount
     tax, rate_bps, inclusive, reverse_charge = _tax(subscription, net)
     total = net if inclusive else net + tax
@@ -117,7 +129,7 @@ def draft_order(
         billing_address=customer.billing_address,
         customer_tax_id=customer.tax_id,
         subscription=subscription,
-        product_id=subscription.product_id,
+        product_id=product_id or subscription.product_id,
         discount=subscription.discount if discount else None,
         period_start=period_start,
         period_end=period_end,
@@ -134,12 +146,14 @@ def draft_order(
 
 
 def draft_order_settle(draft: DraftOrder, now: datetime) -> bool:
-    """Before the order is written: an order with nothing left to collect (a zero total,
-    or a total the wallet covers) is paid at once and numbered in this transaction; an
-    order that owes money is written with its first attempt due now, so the collection
-    sweep finds it from its row alone even if the message that charges it is lost.
-    Apply the wallet first (``billing.ledger.wallet.wallet_apply``)."""
+    """Before the order is written: a due the processor cannot charge (below its minimum) is
+    carried to the customer's next order through the wallet; an order with nothing left to
+    collect (a zero total, a total the wallet covers, a carried amount) is paid at once and
+    numbered in this transaction; an order that owes money is written with its first attempt
+    due now, so the collection sweep finds it from its row alone even if the message that
+    charges it is lost. Apply the wallet first (``wallet_apply``)."""
     order = draft.order
+    wallet_carry_unchargeable(order=order)
     if order.due > 0 or order.total < 0:
         order.next_payment_attempt_at = now if order.due > 0 else None
         return False
@@ -147,6 +161,13 @@ def draft_order_settle(draft: DraftOrder, now: datetime) -> bool:
     order.next_payment_attempt_at = None
     order.invoice_number = invoice_number_assign(organization=order.organization)
     return True
+
+
+def draft_order_preview_settle(draft: DraftOrder) -> None:
+    """What ``wallet_apply`` and ``draft_order_settle`` will make of the order, for a
+    preview: the wallet applied (read without the lock) and an unchargeable due carried."""
+    wallet_apply_preview(order=draft.order)
+    wallet_carry_unchargeable(order=draft.order)
 
 
 def draft_order_saved(draft: DraftOrder) -> None:

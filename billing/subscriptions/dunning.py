@@ -14,7 +14,7 @@ from uuid import UUID
 from django.db import transaction
 
 from billing.ledger.services import ledger_post_order_paid
-from billing.orders.models import Order
+from billing.orders.models import BillingReason, Order
 from billing.orders.selectors import PAYMENT_IN_FLIGHT, orders_due_for_attempt
 from billing.orders.services import invoice_number_assign
 from billing.payments import services as payments
@@ -32,7 +32,8 @@ HARD_DECLINES = frozenset(
         "no_payment_method", "expired_card",
     }
 )  # fmt: skip
-AUTOMATIC = (Payment.Trigger.CYCLE, Payment.Trigger.DUNNING_RETRY)
+# Off-session charges Recur starts itself; their failures are dunned.
+AUTOMATIC = (Payment.Trigger.CYCLE, Payment.Trigger.SUBSCRIPTION_CHANGE, Payment.Trigger.DUNNING_RETRY)
 IN_FLIGHT = PAYMENT_IN_FLIGHT
 # While an automatic attempt starts, the order's next attempt is pushed this far ahead (in the
 # transaction that commits the attempt), so two collectors never both start one; an attempt
@@ -197,18 +198,25 @@ def _dunning_exhausted(order: Order, subscription: Subscription | None, now) -> 
 # --- the collection jobs ---------------------------------------------------------------------
 
 
+def first_attempt_trigger(billing_reason: str) -> str:
+    """What starts an order's first automatic attempt: a plan change's invoice or a renewal."""
+    if billing_reason == BillingReason.SUBSCRIPTION_UPDATE:
+        return Payment.Trigger.SUBSCRIPTION_CHANGE
+    return Payment.Trigger.CYCLE
+
+
 def orders_collect_due(*, first_attempts_only: bool = False, limit: int = 500) -> int:
     """Start an automatic attempt for every order whose next attempt is due and that has none in
-    flight: a first attempt (``cycle``) for an order that never failed, a ``dunning_retry``
+    flight: a first attempt (``cycle``, or ``subscription_change`` for a change's invoice) for an order that never failed, a ``dunning_retry``
     otherwise. Returns how many attempts started. Safe beside the enqueued first-attempt tasks
     and other sweeps: each order is leased under its row lock (``_payment_for``)."""
     due = orders_due_for_attempt(now=clock.now())
     if first_attempts_only:
         due = due.filter(dunning_deadline__isnull=True)
-    rows = list(due.order_by("next_payment_attempt_at").values_list("pk", "dunning_deadline")[:limit])
+    rows = due.order_by("next_payment_attempt_at").values_list("pk", "dunning_deadline", "billing_reason")
     started = 0
-    for order_id, deadline in rows:
-        trigger = Payment.Trigger.CYCLE if deadline is None else Payment.Trigger.DUNNING_RETRY
+    for order_id, deadline, reason in list(rows[:limit]):
+        trigger = first_attempt_trigger(reason) if deadline is None else Payment.Trigger.DUNNING_RETRY
         payment, created = _payment_for(order_id, trigger)
         if not created:
             continue

@@ -73,15 +73,27 @@ def _label(subscription: Subscription, start: datetime, end: datetime) -> str:
 
 
 def _apply_scheduled_change(subscription: Subscription) -> None:
+    """Only what the change names moves (null: unchanged). Another interval re-anchors the
+    subscription on the period that starts now."""
     change = subscription.scheduled_change or {}
-    if "price_id" in change:
+    old_interval = (subscription.product.recurring_interval, subscription.product.recurring_interval_count)
+    if change.get("price_id"):
         subscription.price = Price.objects.select_related("product").get(pk=change["price_id"])
         subscription.product = subscription.price.product
-    if "seats" in change:
+    price = subscription.price
+    if price.type != Price.Type.SEAT_BASED:
+        subscription.seats = None
+    elif change.get("seats") is not None:
         subscription.seats = change["seats"]
-    subscription.amount = price_subtotal(
-        price=subscription.price, seats=subscription.seats, custom_amount=None
-    ) or (subscription.amount if subscription.price.type == Price.Type.CUSTOM else 0)
+    else:
+        subscription.seats = subscription.seats or price.minimum_seats
+    if price.type != Price.Type.CUSTOM:
+        subscription.amount = price_subtotal(price=price, seats=subscription.seats, custom_amount=None)
+    if (
+        subscription.product.recurring_interval,
+        subscription.product.recurring_interval_count,
+    ) != old_interval:
+        subscription.billing_anchor = subscription.current_period_end
     subscription.scheduled_change = None
 
 
@@ -150,6 +162,7 @@ UPDATED_COLUMNS = (
     ("seats", "integer", lambda s: s.seats),
     ("amount", "bigint", lambda s: s.amount),
     ("scheduled_change", "jsonb", lambda s: json.dumps(s.scheduled_change) if s.scheduled_change else None),
+    ("billing_anchor", "timestamptz", lambda s: s.billing_anchor),
     ("current_period_start", "timestamptz", lambda s: s.current_period_start),
     ("current_period_end", "timestamptz", lambda s: s.current_period_end),
     ("ended_at", "timestamptz", lambda s: s.ended_at),
@@ -193,7 +206,7 @@ def _apply_wallets(drafts: list[DraftOrder]) -> None:
     available = wallet_lock_available(funded)
     for draft in drafts:
         key = (draft.order.customer_id, draft.order.currency)
-        if available.get(key, 0) > 0:
+        if available.get(key, 0):  # money to spend, or owed money to collect
             available[key] -= wallet_apply(order=draft.order, available=available[key])
 
 

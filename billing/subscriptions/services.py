@@ -8,23 +8,16 @@ from django.db import transaction
 from accounts.models import ProrationBehavior
 from billing.catalog.models import Discount
 from billing.checkout.models import Checkout
-from billing.ledger.postings import ledger_post_wallet_credit, tax_share
-from billing.ledger.services import PAID_STATUSES
+from billing.ledger.postings import ledger_post_wallet_credit
 from billing.ledger.wallet import wallet_apply
-from billing.money import multiply
 from billing.orders.models import BillingReason, Order, OrderItem
 from billing.payments.models import Payment
 from billing.payments.services import payments_hold_release
 from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
-from billing.subscriptions.changes import (
-    CHANGEABLE,
-    ChangePlan,
-    change_plan,
-    check_changeable,
-    proration_fraction,
-)
+from billing.subscriptions.changes import CHANGEABLE, ChangePlan, change_plan, check_changeable
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import boundary, months_per_period
+from billing.subscriptions.proration import revoke_credit_amounts
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
@@ -110,10 +103,16 @@ def subscription_change_preview(
     price_id=None,
     seats: int | None = None,
     proration_behavior: str | None = None,
+    replace_scheduled_change: bool = False,
 ) -> ChangePlan:
     """What ``subscription_change`` would do now, computed the same way; writes nothing."""
     return change_plan(
-        subscription=subscription, at=clock.now(), price_id=price_id, seats=seats, behavior=proration_behavior
+        subscription=subscription,
+        at=clock.now(),
+        price_id=price_id,
+        seats=seats,
+        behavior=proration_behavior,
+        replace_scheduled_change=replace_scheduled_change,
     )
 
 
@@ -123,9 +122,11 @@ def subscription_change(
     price_id=None,
     seats: int | None = None,
     proration_behavior: str | None = None,
+    replace_scheduled_change: bool = False,
     actor=None,
 ) -> tuple[Subscription, Order | None]:
-    """Change price and/or seats. ``invoice`` bills now (payment after commit)."""
+    """Change price and/or seats. ``invoice`` (and a change of interval) bills now, the
+    payment after commit. A scheduled change is kept unless this change supersedes it."""
     with transaction.atomic():
         subscription = _lock(subscription)
         plan = change_plan(
@@ -134,14 +135,19 @@ def subscription_change(
             price_id=price_id,
             seats=seats,
             behavior=proration_behavior,
+            replace_scheduled_change=replace_scheduled_change,
         )
         order = None
-        if plan.behavior == ProrationBehavior.NEXT_PERIOD:
-            subscription.scheduled_change = {"price_id": str(plan.price.pk), "seats": plan.seats}
-        else:
+        subscription.scheduled_change = plan.scheduled_change
+        if plan.behavior != ProrationBehavior.NEXT_PERIOD:
             subscription.price, subscription.product = plan.price, plan.price.product
             subscription.seats, subscription.amount = plan.seats, plan.amount
-            subscription.scheduled_change = None
+            if plan.interval_change:
+                subscription.billing_anchor = subscription.current_period_start = plan.at
+                subscription.current_period_end = plan.period_end
+                if not plan.discount_applies:
+                    subscription.discount = None
+                subscription.discount_periods_remaining = plan.discount_periods_remaining
             if plan.invoice is not None:
                 order = _save_invoice(plan.invoice)
             else:
@@ -154,34 +160,38 @@ def subscription_change(
             price_id=str(plan.price.pk),
             seats=plan.seats,
             proration_behavior=plan.behavior,
+            scheduled_change=plan.scheduled_change,
         )
     if order is not None and order.status == Order.Status.PENDING:
-        _collect_after_commit(order)
+        _collect_after_commit(order, trigger=Payment.Trigger.SUBSCRIPTION_CHANGE)
     return subscription, order
 
 
 def _save_invoice(draft: DraftOrder) -> Order:
     """Write an order billed now (a change invoice, a resume): the customer's wallet pays
-    what it can; an order left with nothing due is paid at once; a credit beyond the
-    charges goes to the wallet. All in the caller's transaction."""
+    what it can; an order left with nothing due (or a due below the minimum charge, carried)
+    is paid at once; a credit beyond the charges goes to the wallet. Entries already pending
+    are consumed by it. All in the caller's transaction."""
     order = draft.order
     wallet_apply(order=order)
     draft_order_settle(draft, clock.now())
     order.save()
     OrderItem.objects.bulk_create(draft.items)
-    for entry in draft.entries:
+    new = [entry for entry in draft.entries if entry._state.adding]
+    for entry in new:
         entry.order = order
-    BillingEntry.objects.bulk_create(draft.entries)
+    BillingEntry.objects.bulk_create(new)
+    BillingEntry.objects.filter(pk__in=[e.pk for e in draft.entries if e not in new]).update(order=order)
     draft_order_saved(draft)
     return order
 
 
-def _collect_after_commit(order: Order) -> None:
+def _collect_after_commit(order: Order, *, trigger: str = Payment.Trigger.CYCLE) -> None:
     from billing.subscriptions.tasks import collect_order_payment
 
     # The order was written with its first attempt due: if this message is lost, the
     # collection sweep charges it.
-    transaction.on_commit(lambda: collect_order_payment.delay(str(order.pk)), robust=True)
+    transaction.on_commit(lambda: collect_order_payment.delay(str(order.pk), trigger), robust=True)
 
 
 @transaction.atomic
@@ -220,26 +230,10 @@ def subscription_uncancel(*, subscription: Subscription, actor=None) -> Subscrip
 
 def revoke_credit(subscription: Subscription, at: datetime) -> tuple[int, int]:
     """What revoking at ``at`` with ``credit`` gives back to the customer's wallet, as
-    (amount, tax inside it): the unused part r = (end - at) / (end - start) of what was paid
-    for the current period (its paid orders, less what was refunded), rounded half-up.
-    Nothing for a trial, an unpaid period or an ended subscription."""
-    if subscription.status == Subscription.Status.CANCELED:
-        return 0, 0
-    r = proration_fraction(subscription, at)
-    if r <= 0:
-        return 0, 0
-    paid = tax = 0
-    for order in Order.objects.filter(
-        subscription=subscription,
-        period_start=subscription.current_period_start,
-        status__in=PAID_STATUSES,
-        total__gt=0,
-    ):
-        paid += order.total - order.refunded_amount
-        tax += order.tax - tax_share(order, before=0, after=order.refunded_amount)
-    if paid <= 0:
-        return 0, 0
-    return multiply(paid, r), multiply(max(tax, 0), r)
+    (amount, tax inside it): the unused part of what was paid for the current period, after
+    its discount and less refunds, to the second (``proration``: the rule changes credit by
+    too). Nothing for a trial, an unpaid period or an ended subscription."""
+    return revoke_credit_amounts(subscription, at)
 
 
 def subscription_revoke_preview(*, subscription: Subscription) -> tuple[int, int]:
