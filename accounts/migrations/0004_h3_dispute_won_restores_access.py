@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_organization_dispute_settings'),
+        ("accounts", "0003_organization_dispute_settings"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('disputes', '0001_initial'),
+        ("disputes", "0001_initial"),
         ('subscriptions', '0002_billingentry_subscription_benefits_revoke_at_and_more'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0002_order_dunning_attempts_order_dunning_deadline_and_more'),
+        ("orders", "0002_order_dunning_attempts_order_dunning_deadline_and_more"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ledger', '0004_transaction_refund_adjustments'),
+        ("ledger", "0005_h3_dispute_fee_reversal"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0003_payment_fee_pending_idx'),
+        ("payments", "0005_h3_processor_amount_refunded"),
     ]
 
     operations = [
