@@ -64,10 +64,20 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 
 class CustomerUpsertSerializer(CustomerSerializer):
-    email = serializers.EmailField(max_length=254, required=False)
+    """The path names the customer; the body may repeat its external_id, never change it."""
 
-    class Meta(CustomerSerializer.Meta):
-        read_only_fields = [*CustomerSerializer.Meta.read_only_fields, "external_id"]
+    email = serializers.EmailField(max_length=254, required=False)
+    external_id = serializers.CharField(
+        max_length=255, required=False, help_text="Optional; must equal the external_id in the path."
+    )
+
+    def validate_external_id(self, value):
+        if value != self.context["external_id"]:
+            raise serializers.ValidationError(
+                "The body's external_id must match the path's; rename with PATCH /v1/customers/{id}.",
+                code="external_id_mismatch",
+            )
+        return value
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -200,10 +210,13 @@ class CustomerViewSet(
     def external_upsert(self, request, external_id: str):
         if len(external_id) > 255:
             raise serializers.ValidationError({"external_id": ["At most 255 characters."]})
-        serializer = CustomerUpsertSerializer(data=request.data, partial=True)
+        serializer = CustomerUpsertSerializer(
+            data=request.data, partial=True, context={"external_id": external_id}
+        )
         serializer.is_valid(raise_exception=True)
+        fields = {k: v for k, v in serializer.validated_data.items() if k != "external_id"}
         customer, created = services.customer_upsert(
-            organization=self.organization, external_id=external_id, **serializer.validated_data
+            organization=self.organization, external_id=external_id, **fields
         )
         return Response(
             self.get_serializer(customer).data,

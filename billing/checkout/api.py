@@ -10,7 +10,7 @@ from rest_framework.throttling import AnonRateThrottle
 
 from billing.checkout import services
 from billing.checkout.models import Checkout
-from core.api.fields import AddressSerializer, MetadataField
+from core.api.fields import AddressSerializer, MetadataField, OptionalURLField
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
 
 
@@ -25,6 +25,7 @@ class CheckoutSerializer(serializers.ModelSerializer):
     order_id = serializers.SerializerMethodField()
     subscription_id = serializers.SerializerMethodField()
     billing_address = AddressSerializer(read_only=True, allow_null=True)
+    success_url = OptionalURLField(read_only=True)
 
     class Meta:
         model = Checkout
@@ -88,7 +89,8 @@ class CheckoutCreateSerializer(CustomerFieldsSerializer):
     seats = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False, allow_null=True)
     amount = serializers.IntegerField(min_value=0, max_value=10**12, required=False, allow_null=True)
     trial_days = serializers.IntegerField(min_value=1, max_value=730, required=False, allow_null=True)
-    success_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
+    # Omit it for Recur's thank-you page; an empty string is not a URL.
+    success_url = serializers.URLField(max_length=2000, required=False)
     metadata = MetadataField()
 
 

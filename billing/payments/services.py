@@ -251,10 +251,14 @@ def payment_confirm(*, payment: Payment, processor: PaymentProcessor | None = No
     if payment.status != S.PENDING:
         return payment
     processor = processor or processor_for(payment.organization)
-    customer_id = (
-        customer_processor_sync(customer=payment.customer, processor=processor) if payment.customer else None
-    )
     try:
+        # Inside the try: a customer the processor no longer has (resource_missing) fails this
+        # attempt with the processor's message instead of escaping to the caller.
+        customer_id = (
+            customer_processor_sync(customer=payment.customer, processor=processor)
+            if payment.customer
+            else None
+        )
         outcome = processor.payment_intent_create(
             amount=payment.amount,
             currency=payment.currency,
