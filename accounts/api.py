@@ -9,8 +9,9 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Customer, Organization, ProrationBehavior
-from billing.money import is_supported_currency
+from billing.money import LEDGER_AMOUNT_MAX, is_supported_currency
 from core.api.fields import AddressSerializer, MetadataField
+from core.api.filters import DateTimeFilter
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, IdempotentMixin, OrganizationScopedViewSet
 
 TAX_ID_TYPES = (
@@ -84,8 +85,8 @@ class CustomerFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
     external_id = django_filters.CharFilter(field_name="external_id")
     query = django_filters.CharFilter(method="filter_query", label="Search in email and name")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Customer
@@ -116,8 +117,10 @@ class WalletSerializer(serializers.Serializer):
 
 class WalletAdjustmentSerializer(serializers.Serializer):
     amount = serializers.IntegerField(
+        min_value=-LEDGER_AMOUNT_MAX,
+        max_value=LEDGER_AMOUNT_MAX,
         help_text=f"Positive credits the customer's wallet, negative debits it (never below what is "
-        f"available). Taken from (or given back to) your balance. {WALLET_AMOUNT_HELP}"
+        f"available). Taken from (or given back to) your balance. {WALLET_AMOUNT_HELP}",
     )
     currency = serializers.CharField(max_length=3, min_length=3)
     reason = serializers.CharField(

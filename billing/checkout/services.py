@@ -250,9 +250,7 @@ def checkout_create(
 
 
 def _lock_open(checkout: Checkout) -> Checkout:
-    checkout = (
-        lock_row(Checkout.objects.all(), checkout.pk, related=("organization", "product", "price"))
-    )
+    checkout = lock_row(Checkout.objects.all(), checkout.pk, related=("organization", "product", "price"))
     if checkout.status == Checkout.Status.SUCCEEDED:
         raise Conflict("This checkout is already paid.", code="checkout_succeeded")
     if checkout.status == Checkout.Status.CONFIRMED:
@@ -414,9 +412,7 @@ def checkout_reopen(*, checkout: Checkout, error: str) -> Checkout:
 def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout:
     """Exactly once: the order (paid, numbered), the subscription for a recurring product,
     the discount redemption. Called on confirmation without payment or by the payment hook."""
-    checkout = (
-        lock_row(Checkout.objects.all(), checkout.pk, related=("product", "price", "organization"))
-    )
+    checkout = lock_row(Checkout.objects.all(), checkout.pk, related=("product", "price", "organization"))
     if checkout.status == Checkout.Status.SUCCEEDED:
         return checkout
     now = clock.now()

@@ -85,9 +85,7 @@ def external_event_record(*, payload: dict, delivery=None) -> tuple[ExternalEven
     }
     try:
         with transaction.atomic():
-            event, created = ExternalEvent.objects.get_or_create(
-                event_id=payload["id"], defaults=defaults
-            )
+            event, created = ExternalEvent.objects.get_or_create(event_id=payload["id"], defaults=defaults)
     except IntegrityError:  # a concurrent delivery of the same event won the insert
         event, created = ExternalEvent.objects.get(event_id=payload["id"]), False
     if created and known:

@@ -198,7 +198,9 @@ def test_signed_but_malformed_event_is_refused_once_not_failed_forever(
 @pytest.mark.parametrize(
     "change", [{"id": "evt_\u0000"}, {"data": {"object": {"id": "pi_1", "metadata": {"k\u0000": "v"}}}}]
 )
-def test_escaped_nul_anywhere_in_the_event_is_a_stored_rejection(client, webhook_endpoint, paid_event, change):
+def test_escaped_nul_anywhere_in_the_event_is_a_stored_rejection(
+    client, webhook_endpoint, paid_event, change
+):
     payment, payload = paid_event
     trigger = assert_rejected(stripe_events.post(client, webhook_endpoint, payload | change), reason="nul")
     assert "\x00" not in trigger.body
