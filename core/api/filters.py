@@ -6,6 +6,7 @@ import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import exceptions
 
 # PostgreSQL's timestamptz spans more, but Python's datetime stops at years 1 and 9999.
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
@@ -35,7 +36,27 @@ class DateTimeFilter(django_filters.IsoDateTimeFilter):
 
 class OrganizationFilterBackend(DjangoFilterBackend):
     """Choices of model filters are limited to the token's organization, so naming another
-    organization's object answers exactly like naming an id that does not exist."""
+    organization's object answers exactly like naming an id that does not exist.
+
+    On lists, a parameter the list does not know, or a filter sent without a value, is a
+    400 naming it (as Stripe does), instead of silently listing everything.
+    """
+
+    PAGINATION_PARAMETERS = frozenset({"cursor", "limit"})
+
+    def filter_queryset(self, request, queryset, view):
+        if getattr(view, "action", None) == "list":
+            filterset = self.get_filterset(request, queryset, view)
+            known = self.PAGINATION_PARAMETERS | set(filterset.form.fields if filterset is not None else ())
+            errors = {}
+            for name, values in request.query_params.lists():
+                if name not in known:
+                    errors[name or "(empty name)"] = ["Unknown parameter for this list."]
+                elif name != "cursor" and any(value == "" for value in values):
+                    errors[name] = ["Give a value, or leave the parameter out."]
+            if errors:
+                raise exceptions.ValidationError(errors, code="invalid")
+        return super().filter_queryset(request, queryset, view)
 
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)

@@ -305,3 +305,17 @@ def test_every_amount_field_of_the_api_is_bounded(api, org, amount):
         fields = [e["field"] or "" for e in error_of(response, 400)["errors"]]
         assert any("amount" in f for f in fields), (path, fields)
     assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/v1/customers", "/v1/orders", "/v1/products", "/v1/checkouts"])
+@pytest.mark.parametrize("query", ["nonsense=1", "=false", "created_afterr=2026-01-01T00:00:00Z"])
+def test_unknown_list_parameters_are_a_400_naming_them(api, path, query):
+    body = error_of(api.get(f"{path}?{query}"), 400)
+    assert body["errors"][0]["field"] in (query.split("=")[0], "(empty name)")
+
+
+@pytest.mark.parametrize("query", ["created_after=", "status=", "limit="])
+def test_a_filter_without_a_value_is_a_400(api, query):
+    path = "/v1/orders" if query.startswith("status") else "/v1/customers"
+    body = error_of(api.get(f"{path}?{query}"), 400)
+    assert body["errors"][0]["field"] == query.rstrip("=")
