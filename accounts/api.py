@@ -9,8 +9,9 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Customer, Organization, ProrationBehavior
-from billing.money import is_supported_currency
+from billing.money import LEDGER_AMOUNT_MAX, is_supported_currency
 from core.api.fields import AddressSerializer, MetadataField
+from core.api.filters import DateTimeFilter
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, IdempotentMixin, OrganizationScopedViewSet
 
 TAX_ID_TYPES = (
@@ -64,18 +65,28 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 
 class CustomerUpsertSerializer(CustomerSerializer):
-    email = serializers.EmailField(max_length=254, required=False)
+    """The path names the customer; the body may repeat its external_id, never change it."""
 
-    class Meta(CustomerSerializer.Meta):
-        read_only_fields = [*CustomerSerializer.Meta.read_only_fields, "external_id"]
+    email = serializers.EmailField(max_length=254, required=False)
+    external_id = serializers.CharField(
+        max_length=255, required=False, help_text="Optional; must equal the external_id in the path."
+    )
+
+    def validate_external_id(self, value):
+        if value != self.context["external_id"]:
+            raise serializers.ValidationError(
+                "The body's external_id must match the path's; rename with PATCH /v1/customers/{id}.",
+                code="external_id_mismatch",
+            )
+        return value
 
 
 class CustomerFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
     external_id = django_filters.CharFilter(field_name="external_id")
     query = django_filters.CharFilter(method="filter_query", label="Search in email and name")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Customer
@@ -106,8 +117,10 @@ class WalletSerializer(serializers.Serializer):
 
 class WalletAdjustmentSerializer(serializers.Serializer):
     amount = serializers.IntegerField(
+        min_value=-LEDGER_AMOUNT_MAX,
+        max_value=LEDGER_AMOUNT_MAX,
         help_text=f"Positive credits the customer's wallet, negative debits it (never below what is "
-        f"available). Taken from (or given back to) your balance. {WALLET_AMOUNT_HELP}"
+        f"available). Taken from (or given back to) your balance. {WALLET_AMOUNT_HELP}",
     )
     currency = serializers.CharField(max_length=3, min_length=3)
     reason = serializers.CharField(
@@ -200,10 +213,13 @@ class CustomerViewSet(
     def external_upsert(self, request, external_id: str):
         if len(external_id) > 255:
             raise serializers.ValidationError({"external_id": ["At most 255 characters."]})
-        serializer = CustomerUpsertSerializer(data=request.data, partial=True)
+        serializer = CustomerUpsertSerializer(
+            data=request.data, partial=True, context={"external_id": external_id}
+        )
         serializer.is_valid(raise_exception=True)
+        fields = {k: v for k, v in serializer.validated_data.items() if k != "external_id"}
         customer, created = services.customer_upsert(
-            organization=self.organization, external_id=external_id, **serializer.validated_data
+            organization=self.organization, external_id=external_id, **fields
         )
         return Response(
             self.get_serializer(customer).data,

@@ -59,6 +59,16 @@ class InvalidAmount(ValueError):
 
 # Amounts live in BigIntegerField; symmetric bound so negation never overflows.
 MAX_AMOUNT = 2**63 - 1
+# The largest amount any outside input (API, backoffice, import) may name: a price, a
+# discount, a refund, a wallet or balance adjustment. Far under MAX_AMOUNT, so balances
+# summing millions of such amounts, and their tax and fee arithmetic, still fit the ledger.
+LEDGER_AMOUNT_MAX = 999_999_999_999
+
+
+def amount_in_bounds(amount: int) -> bool:
+    """Whether an amount from outside is one the ledger can hold (negative for debits)."""
+    return -LEDGER_AMOUNT_MAX <= amount <= LEDGER_AMOUNT_MAX
+
 
 # --- the currency table -------------------------------------------------------------
 # Stripe: "unless listed otherwise, currencies are two-decimal". Babel's

@@ -141,9 +141,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasTokenScope"],
     "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.AccessTokenRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CreatedCursorPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["core.api.filters.OrganizationFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -151,6 +151,8 @@ REST_FRAMEWORK = {
 }
 # Requests per minute allowed to one access token.
 RECUR_API_RATE_LIMIT = env.int("RECUR_API_RATE_LIMIT", default=1200)
+# Failed secret guesses (unknown access tokens, checkout client secrets) per client address and minute.
+RECUR_TOKEN_GUESS_LIMIT = env.int("RECUR_TOKEN_GUESS_LIMIT", default=20)
 RECUR_IDEMPOTENCY_TTL_HOURS = 24
 # Where customers reach this deployment (hosted checkout links).
 RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default="http://localhost:8000")

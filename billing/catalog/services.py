@@ -23,14 +23,14 @@ from accounts.models import Customer, Organization, User
 from billing.catalog import selectors
 from billing.catalog.models import Discount, DiscountRedemption, Price, Product, RecurringInterval
 from billing.catalog.pricing import check_amount_chargeable, seat_tiers_total
-from billing.money import CURRENCIES, MAX_AMOUNT
+from billing.money import CURRENCIES, LEDGER_AMOUNT_MAX, MAX_AMOUNT
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
 from core.ids import parse_uuid
 
 # Stripe accepts at most 12 digits in an amount (the limit for high-denomination currencies).
-MAX_PRICE_AMOUNT = 999_999_999_999
+MAX_PRICE_AMOUNT = LEDGER_AMOUNT_MAX
 MAX_SEATS = 2_147_483_647  # PositiveIntegerField
 MAX_SEAT_TIERS = 20
 MAX_PRICES = 50

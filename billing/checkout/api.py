@@ -3,14 +3,16 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.generics import get_object_or_404
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 
 from billing.checkout import services
 from billing.checkout.models import Checkout
-from core.api.fields import AddressSerializer, MetadataField
+from billing.money import LEDGER_AMOUNT_MAX
+from core.api.fields import AddressSerializer, MetadataField, OptionalURLField
+from core.api.guesses import guess_failed, guesses_check
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
 
 
@@ -25,6 +27,7 @@ class CheckoutSerializer(serializers.ModelSerializer):
     order_id = serializers.SerializerMethodField()
     subscription_id = serializers.SerializerMethodField()
     billing_address = AddressSerializer(read_only=True, allow_null=True)
+    success_url = OptionalURLField(read_only=True)
 
     class Meta:
         model = Checkout
@@ -86,16 +89,19 @@ class CheckoutCreateSerializer(CustomerFieldsSerializer):
     customer_id = serializers.UUIDField(required=False, allow_null=True)
     discount_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
     seats = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False, allow_null=True)
-    amount = serializers.IntegerField(min_value=0, max_value=10**12, required=False, allow_null=True)
+    amount = serializers.IntegerField(
+        min_value=0, max_value=LEDGER_AMOUNT_MAX, required=False, allow_null=True
+    )
     trial_days = serializers.IntegerField(min_value=1, max_value=730, required=False, allow_null=True)
-    success_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
+    # Omit it for Recur's thank-you page; an empty string is not a URL.
+    success_url = serializers.URLField(max_length=2000, required=False)
     metadata = MetadataField()
 
 
 class CheckoutUpdateSerializer(CustomerFieldsSerializer):
     discount_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
     seats = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
-    amount = serializers.IntegerField(min_value=0, max_value=10**12, required=False)
+    amount = serializers.IntegerField(min_value=0, max_value=LEDGER_AMOUNT_MAX, required=False)
 
 
 class CheckoutConfirmSerializer(CustomerFieldsSerializer):
@@ -140,7 +146,12 @@ class CheckoutClientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = "[A-Za-z0-9_-]+"
 
     def get_object(self) -> Checkout:
-        return get_object_or_404(self.queryset, client_secret=self.kwargs["client_secret"])
+        guesses_check(self.request)
+        checkout = self.queryset.filter(client_secret=self.kwargs["client_secret"]).first()
+        if checkout is None:  # a wrong client secret is a failed guess, like a wrong token
+            guess_failed(self.request)
+            raise NotFound()
+        return checkout
 
     @extend_schema(request=CheckoutUpdateSerializer, responses=PublicCheckoutSerializer)
     def partial_update(self, request, client_secret: str):

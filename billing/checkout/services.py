@@ -32,6 +32,7 @@ from billing.tax import EU_VAT_RATES, TaxQuery, get_tax_engine, tax_id_validate
 from core import clock
 from core.errors import Conflict, InvalidInput
 from core.ids import parse_uuid
+from core.locking import lock_row
 
 logger = logging.getLogger("recur.checkout")
 
@@ -250,11 +251,7 @@ def checkout_create(
 
 
 def _lock_open(checkout: Checkout) -> Checkout:
-    checkout = (
-        Checkout.objects.select_for_update()
-        .select_related("organization", "product", "price")
-        .get(pk=checkout.pk)
-    )
+    checkout = lock_row(Checkout.objects.all(), checkout.pk, related=("organization", "product", "price"))
     if checkout.status == Checkout.Status.SUCCEEDED:
         raise Conflict("This checkout is already paid.", code="checkout_succeeded")
     if checkout.status == Checkout.Status.CONFIRMED:
@@ -416,11 +413,7 @@ def checkout_reopen(*, checkout: Checkout, error: str) -> Checkout:
 def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout:
     """Exactly once: the order (paid, numbered), the subscription for a recurring product,
     the discount redemption. Called on confirmation without payment or by the payment hook."""
-    checkout = (
-        Checkout.objects.select_for_update()
-        .select_related("product", "price", "organization")
-        .get(pk=checkout.pk)
-    )
+    checkout = lock_row(Checkout.objects.all(), checkout.pk, related=("product", "price", "organization"))
     if checkout.status == Checkout.Status.SUCCEEDED:
         return checkout
     now = clock.now()

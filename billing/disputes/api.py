@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 
 from billing.disputes.models import Dispute
+from core.api.filters import DateTimeFilter
 from core.api.viewsets import OrganizationScopedViewSet
 
 AMOUNT_HELP = "In the currency's minor units (cents for usd, yen for jpy)."
@@ -94,8 +95,8 @@ class DisputeFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Dispute.Status.choices)
     order_id = django_filters.UUIDFilter(field_name="order_id")
     customer_id = django_filters.UUIDFilter(field_name="customer_id")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Dispute

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from billing.ledger import selectors
 from billing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from core import clock
+from core.api.filters import DateTimeFilter
 from core.api.viewsets import IdempotentMixin, OrganizationScopedViewSet
 
 Kind = LedgerAccount.Kind
@@ -121,8 +122,8 @@ class LedgerTransactionFilter(django_filters.FilterSet):
     type = django_filters.MultipleChoiceFilter(
         choices=LedgerTransaction.Type.choices, help_text="Repeat to match any of several types."
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
     order_id = django_filters.UUIDFilter(field_name="order_id")
     currency = django_filters.CharFilter(method="filter_currency", help_text="Lowercase ISO 4217 code.")
 

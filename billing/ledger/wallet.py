@@ -33,7 +33,14 @@ from accounts.models import Customer, User
 from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry, LedgerTransaction
 from billing.ledger.postings import ledger_post_wallet_credit
 from billing.ledger.selectors import wallet_balance
-from billing.money import chargeable_part, format_amount, get_currency, is_supported_currency
+from billing.money import (
+    LEDGER_AMOUNT_MAX,
+    amount_in_bounds,
+    chargeable_part,
+    format_amount,
+    get_currency,
+    is_supported_currency,
+)
 from billing.orders.models import Order
 from billing.orders.services import platform_fee_for
 from core.audit import audit_record
@@ -246,6 +253,12 @@ def clean_adjustment(*, amount, currency, reason: str) -> tuple[int, str, str]:
         raise InvalidInput("The amount is a whole number of minor units.", field="amount", code="invalid")
     if amount == 0:
         raise InvalidInput("The amount must not be zero.", field="amount", code="zero")
+    if not amount_in_bounds(amount):
+        raise InvalidInput(
+            f"The amount is at most {LEDGER_AMOUNT_MAX} minor units either way.",
+            field="amount",
+            code="too_large",
+        )
     return amount, currency, reason
 
 

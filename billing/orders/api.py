@@ -11,6 +11,7 @@ from billing.orders.models import Order, OrderItem
 from billing.orders.selectors import order_payments
 from billing.payments.models import Payment
 from core.api.fields import AddressSerializer
+from core.api.filters import DateTimeFilter
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
 
 
@@ -81,8 +82,8 @@ class OrderFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     billing_reason = django_filters.CharFilter()
     invoice_number = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Order

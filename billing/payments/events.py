@@ -18,6 +18,7 @@ from billing.payments.receivers import RECEIVERS, Handled
 from core import clock
 from core.audit import audit_record
 from core.errors import Conflict, InvalidInput
+from core.json_input import contains_nul
 
 logger = logging.getLogger("recur.events")
 
@@ -32,6 +33,34 @@ def _enqueue(event_id: int) -> None:
     process_external_event.delay(event_id)
 
 
+# Stripe's ids are short; the column holds 255. Event types are at most 100 characters here.
+EVENT_ID_MAX = 255
+EVENT_TYPE_MAX = 100
+# `created` is Unix seconds: before year 10000, or the datetime cannot hold it.
+CREATED_MAX = 253_402_300_799
+
+
+def event_payload_problem(payload) -> str | None:
+    """Why a verified payload cannot be an event (then it is rejected, never retried), or None."""
+    if not isinstance(payload, dict):
+        return "the body is not a JSON object"
+    event_id, event_type, created = payload.get("id"), payload.get("type"), payload.get("created")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= EVENT_ID_MAX:
+        return f"id must be a string of 1 to {EVENT_ID_MAX} characters"
+    if not isinstance(event_type, str) or not 0 < len(event_type) <= EVENT_TYPE_MAX:
+        return f"type must be a string of 1 to {EVENT_TYPE_MAX} characters"
+    if isinstance(created, bool) or not isinstance(created, int) or not 0 <= created <= CREATED_MAX:
+        return "created must be a Unix timestamp in seconds"
+    if not isinstance(payload.get("livemode"), bool):
+        return "livemode must be a boolean"
+    data = payload.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "data.object must be an object"
+    if contains_nul(payload):
+        return "the event contains a NUL character"
+    return None
+
+
 def backoff(attempts: int) -> timedelta:
     """1, 2, 4, 8 ... minutes after the n-th failed attempt, at most six hours."""
     return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
@@ -40,12 +69,15 @@ def backoff(attempts: int) -> timedelta:
 @transaction.atomic
 def external_event_record(*, payload: dict, delivery=None) -> tuple[ExternalEvent, bool]:
     """Store a verified event once (by its id) and enqueue its processing after commit."""
-    event_type = str(payload.get("type") or "")
+    problem = event_payload_problem(payload)
+    if problem:
+        raise InvalidInput(f"Malformed event: {problem}.", code="malformed_event")
+    event_type = payload["type"]
     known = event_type in RECEIVERS
     defaults = {
-        "type": event_type[:100],
+        "type": event_type,
         "livemode": bool(payload.get("livemode")),
-        "occurred_at": datetime.fromtimestamp(int(payload.get("created") or 0), tz=UTC),
+        "occurred_at": datetime.fromtimestamp(payload["created"], tz=UTC),
         "payload": payload,
         "delivery": delivery,
         "status": ExternalEvent.Status.PENDING if known else ExternalEvent.Status.IGNORED,
@@ -53,11 +85,9 @@ def external_event_record(*, payload: dict, delivery=None) -> tuple[ExternalEven
     }
     try:
         with transaction.atomic():
-            event, created = ExternalEvent.objects.get_or_create(
-                event_id=str(payload["id"]), defaults=defaults
-            )
+            event, created = ExternalEvent.objects.get_or_create(event_id=payload["id"], defaults=defaults)
     except IntegrityError:  # a concurrent delivery of the same event won the insert
-        event, created = ExternalEvent.objects.get(event_id=str(payload["id"])), False
+        event, created = ExternalEvent.objects.get(event_id=payload["id"]), False
     if created and known:
         transaction.on_commit(lambda: _enqueue(event.pk))
     if not created:

@@ -378,11 +378,15 @@ def payment_submission_claim(*, payment: Payment) -> bool:
 def payment_submit(*, payment: Payment, processor: PaymentProcessor | None = None) -> Payment:
     """Send the create of a claimed attempt, with its idempotency key, and apply the answer."""
     processor = processor or processor_for(payment.organization)
-    customer_id = (
-        customer_processor_sync(customer=payment.customer, processor=processor) if payment.customer else None
-    )
-    crash_point("payment.before_processor_call")
     try:
+        # Inside the try: a customer the processor no longer has (resource_missing) fails this
+        # attempt with the processor's message instead of escaping to the caller.
+        customer_id = (
+            customer_processor_sync(customer=payment.customer, processor=processor)
+            if payment.customer
+            else None
+        )
+        crash_point("payment.before_processor_call")
         outcome = processor.payment_intent_create(
             amount=payment.amount,
             currency=payment.currency,

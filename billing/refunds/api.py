@@ -10,10 +10,12 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from billing.money import LEDGER_AMOUNT_MAX
 from billing.orders.models import Order
 from billing.refunds import services
 from billing.refunds.models import Refund
 from billing.subscriptions.api import ReadScopeForPreview
+from core.api.filters import DateTimeFilter
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
 from core.errors import InvalidInput
 
@@ -57,7 +59,7 @@ class RefundCreateSerializer(serializers.Serializer):
     order_id = serializers.UUIDField(help_text="A paid or partially refunded order of yours.")
     amount = serializers.IntegerField(
         min_value=1,
-        max_value=10**14,
+        max_value=LEDGER_AMOUNT_MAX,
         required=False,
         allow_null=True,
         help_text=f"How much to refund. {AMOUNT_HELP} Omit for everything still refundable.",
@@ -103,8 +105,8 @@ class RefundFilter(django_filters.FilterSet):
     order_id = django_filters.UUIDFilter(field_name="order_id")
     customer_id = django_filters.UUIDFilter(field_name="customer_id")
     status = django_filters.ChoiceFilter(choices=Refund.Status.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Refund

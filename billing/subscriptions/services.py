@@ -21,6 +21,7 @@ from billing.subscriptions.proration import revoke_credit_amounts
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.locking import lock_row
 
 
 def discount_periods_for(discount: Discount | None, interval: str, count: int) -> int | None:
@@ -78,10 +79,10 @@ CANCELLATION_REASONS = (
 
 
 def _lock(subscription: Subscription) -> Subscription:
-    return (
-        Subscription.objects.select_for_update(of=("self",))
-        .select_related("organization", "customer", "product", "price", "discount")
-        .get(pk=subscription.pk)
+    return lock_row(
+        Subscription.objects.all(),
+        subscription.pk,
+        related=("organization", "customer", "product", "price", "discount"),
     )
 
 

@@ -5,6 +5,7 @@ from rest_framework import authentication, exceptions
 
 from accounts import services as account_services
 from accounts.models import AccessToken
+from core.api.guesses import guess_failed, guesses_check
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,16 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
+        guesses_check(request)
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
+            guess_failed(request)
             raise exceptions.AuthenticationFailed(
                 "Send the token as 'Authorization: Bearer <token>'.", code="invalid_authorization_header"
             )
         token = account_services.access_token_authenticate(secret=secret.strip())
         if token is None:
+            guess_failed(request)
             raise exceptions.AuthenticationFailed(
                 "The access token is unknown, expired or revoked.", code="invalid_token"
             )

@@ -7,11 +7,14 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import DataError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from core.api.parsers import too_large
 from core.errors import ServiceError
 
 logger = logging.getLogger("recur.api")
@@ -24,6 +27,7 @@ TYPE_BY_STATUS = {
     405: "invalid_request_error",
     406: "invalid_request_error",
     409: "conflict_error",
+    413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
 }
@@ -75,6 +79,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+        exc = too_large()
     elif isinstance(exc, DataError):
         # A value the serializer let through but the column refuses: still the caller's fault.
         logger.warning("data error reached the database: %s", exc)
@@ -100,6 +106,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     return Response(error_body(500, "internal_error", "Something went wrong on our side."), status=500)
 
 
+@csrf_exempt  # a POST to an unknown route is a 404, not a CSRF refusal: the API has no cookies
 def json_not_found(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body(404, "not_found", "No such route."), status=404)
 

@@ -56,3 +56,14 @@ class AddressSerializer(serializers.Serializer):
     state = serializers.CharField(max_length=100, required=False, allow_blank=True)
     postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True)
     country = CountryField()
+
+
+class OptionalURLField(serializers.URLField):
+    """A URL column stored blank when unset, answered as null: never an empty string posing as a uri."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value or None

@@ -28,7 +28,10 @@ COMMON_ERRORS = {
     "403": "The token lacks the scope this operation needs.",
     "429": "Too many requests; retry after `Retry-After` seconds.",
 }
-WRITE_ERRORS = {"409": "Conflicts with the current state, or an Idempotency-Key reused with another body."}
+WRITE_ERRORS = {
+    "409": "Conflicts with the current state, or an Idempotency-Key reused with another body.",
+    "413": "The body is larger than the API accepts.",
+}
 DETAIL_ERRORS = {"404": "No such object in your organization."}
 
 

@@ -2,7 +2,7 @@
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import viewsets
+from rest_framework import exceptions, viewsets
 
 from core.api.errors import api_exception_handler
 from core.api.idempotency import IdempotentReplay, idempotency_begin, idempotency_finish
@@ -22,6 +22,10 @@ class IdempotentMixin:
     def initial(self, request, *args, **kwargs):
         self._idempotency_record = None
         super().initial(request, *args, **kwargs)
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            # 405 before the body is read: a method the route lacks is not a bad body.
+            raise exceptions.MethodNotAllowed(request.method)
         self._idempotency_record = idempotency_begin(request)
 
     def handle_exception(self, exc):

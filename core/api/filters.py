@@ -1,0 +1,77 @@
+"""Filters for /v1/ lists that answer bad input with a 400 and never leak another tenant's rows."""
+
+from datetime import UTC, datetime
+
+import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import exceptions
+
+# PostgreSQL's timestamptz spans more, but Python's datetime stops at years 1 and 9999.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+class UTCIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 instant, converted to UTC here: PostgreSQL refuses offsets beyond ±15:59,
+    and a date at the edge of the calendar must not overflow when it is shifted."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            value = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("Use a date between years 1 and 9999.", code="invalid") from None
+        if not EARLIEST <= value <= LATEST:
+            raise forms.ValidationError("Use a date between years 1 and 9999.", code="invalid")
+        return value
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCIsoDateTimeField
+
+
+class OrganizationFilterBackend(DjangoFilterBackend):
+    """Choices of model filters are limited to the token's organization, so naming another
+    organization's object answers exactly like naming an id that does not exist.
+
+    On lists, a parameter the list does not know, or a filter sent without a value, is a
+    400 naming it (as Stripe does), instead of silently listing everything.
+    """
+
+    PAGINATION_PARAMETERS = frozenset({"cursor", "limit"})
+
+    def filter_queryset(self, request, queryset, view):
+        if getattr(view, "action", None) == "list":
+            filterset = self.get_filterset(request, queryset, view)
+            known = self.PAGINATION_PARAMETERS | set(filterset.form.fields if filterset is not None else ())
+            errors = {}
+            for name, values in request.query_params.lists():
+                if name not in known:
+                    errors[name or "(empty name)"] = ["Unknown parameter for this list."]
+                elif name != "cursor" and any(value == "" for value in values):
+                    errors[name] = ["Give a value, or leave the parameter out."]
+            if errors:
+                raise exceptions.ValidationError(errors, code="invalid")
+        return super().filter_queryset(request, queryset, view)
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        organization = getattr(request.auth, "organization", None)
+        if filterset is None:
+            return None
+        for field in filterset.form.fields.values():
+            choices = getattr(field, "queryset", None)
+            if choices is None:
+                continue
+            model_fields = {f.name for f in choices.model._meta.get_fields()}
+            if "organization" in model_fields:
+                field.queryset = choices.filter(organization=organization)
+            elif choices.model._meta.model_name == "organization":
+                field.queryset = choices.filter(pk=getattr(organization, "pk", None))
+            else:
+                field.queryset = choices.none()  # no tenant to scope it by: offer nothing
+        return filterset
