@@ -17,6 +17,7 @@ Built on stripe-python's ``StripeClient`` (``client.v1.*``). Conventions:
 
 from __future__ import annotations
 
+import itertools
 import logging
 from datetime import datetime
 from typing import Any
@@ -453,8 +454,10 @@ class StripeProcessor:
                 return self._search_by_metadata(client, recur_payment_id)
             params["customer"] = processor_customer_id
             params["created"] = {"gte": int(created_after.timestamp()) - LOOKUP_CLOCK_SLACK}
+        # localstripe lists every intent it ever held, oldest first: read them all there.
+        pages = itertools.count() if local else range(LOOKUP_MAX_PAGES)
         try:
-            for _ in range(LOOKUP_MAX_PAGES):
+            for _ in pages:
                 page = _plain(client.v1.payment_intents.list(params))
                 intents = page.get("data") or []
                 for pi in intents:

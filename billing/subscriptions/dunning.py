@@ -37,7 +37,8 @@ AUTOMATIC = (Payment.Trigger.CYCLE, Payment.Trigger.SUBSCRIPTION_CHANGE, Payment
 IN_FLIGHT = PAYMENT_IN_FLIGHT
 # While an automatic attempt starts, the order's next attempt is pushed this far ahead (in the
 # transaction that commits the attempt), so two collectors never both start one; an attempt
-# that ends without settling the order (canceled) is picked up again when the lease runs out.
+# that ends without moving the order on (neither paid nor dunned) is picked up again when the
+# lease runs out.
 COLLECTION_LEASE = timedelta(minutes=10)
 
 

@@ -120,7 +120,7 @@ def test_change_invoices_resumes_and_pending_orders_are_due_when_written(manual_
     assert set(Order.objects.filter(pk__in=owed).values_list("status", flat=True)) == {"paid"}
 
 
-def test_an_attempt_in_flight_is_never_doubled_and_a_dead_one_is_retried_after_its_lease(
+def test_an_attempt_in_flight_is_never_doubled_and_a_canceled_one_is_dunned(
     renewed, lost_messages, monkeypatch
 ):
     _, when = renewed
@@ -139,15 +139,20 @@ def test_an_attempt_in_flight_is_never_doubled_and_a_dead_one_is_retried_after_i
         assert Payment.objects.filter(reference__startswith="order:").count() == 3
         assert not orders_due_unscheduled().exists()
 
-    # The processor canceled the intent: the order's lease runs out and it is collected again.
+    # The processor canceled the intent: the attempt ended without the money, so the order
+    # follows the dunning schedule like a failed attempt (never a second attempt in the lease).
     monkeypatch.undo()
     monkeypatch.setattr(tasks.collect_order_payment, "delay", lambda *args, **kwargs: None)
-    payment_services.payment_apply_snapshot(payment=pending, status="canceled", observed_at=when)
-    with time_machine.travel(when + dunning.COLLECTION_LEASE - timedelta(seconds=1), tick=False):
-        assert dunning.order_collections_sweep() == 0  # still leased
+    with time_machine.travel(when, tick=False):
+        payment_services.payment_apply_snapshot(payment=pending, status="canceled", observed_at=when)
+    order.refresh_from_db()
+    retry_at = when + timedelta(days=2)
+    assert (order.status, order.next_payment_attempt_at) == ("pending", retry_at)
     with time_machine.travel(when + dunning.COLLECTION_LEASE + timedelta(seconds=1), tick=False):
-        assert dunning.order_collections_sweep() == 1
-        assert dunning.order_collections_sweep() == 0
+        assert dunning.order_collections_sweep() == 0  # retries keep the dunning job's cadence
+    with time_machine.travel(retry_at, tick=False):
+        assert dunning.dunning_run() >= 1
+        assert dunning.dunning_run() == 0
     order.refresh_from_db()
     assert order.status == "paid"
     assert list(Payment.objects.filter(reference=order.reference).values_list("attempt", "status")) == [
