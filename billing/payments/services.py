@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from accounts.locks import customer_lock
 from accounts.models import Customer, Organization
 from billing.money import InvalidAmount, check_chargeable
 from billing.payments.models import Payment
@@ -23,6 +24,8 @@ from core import clock
 from core.audit import audit_record
 from core.errors import Conflict, InvalidInput
 from core.ids import parse_uuid
+from core.locks import lock_one
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.payments")
 
@@ -53,6 +56,11 @@ class PaymentHooks:
 
 # Keyed by the reference's kind, e.g. "checkout" for references "checkout:<id>".
 PAYMENT_HOOKS: dict[str, PaymentHooks] = {}
+# Called with the (unlocked) payment before ``payment_apply_snapshot`` locks it, keyed like
+# PAYMENT_HOOKS: the owner of the reference locks its own rows first, because they come
+# before payments in the lock order of ``core.locks`` (a subscription and its order, a
+# checkout), and the settle hooks then find them held.
+PAYMENT_LOCK_HOOKS: dict[str, Callable[[Payment], None]] = {}
 # Called with customer_id= when a customer's default payment method changes (e.g. dunning retries now).
 CUSTOMER_PAYMENT_METHOD_HOOKS: list[Callable[..., object]] = []
 
@@ -95,6 +103,15 @@ def _settle_hooks(payment: Payment) -> PaymentHooks | None:
     return PAYMENT_HOOKS.get(payment.reference.split(":", 1)[0])
 
 
+def _lock(payment: Payment) -> Payment:
+    reference = Payment.objects.filter(pk=payment.pk).values_list("reference", flat=True).get()
+    lock_owner = PAYMENT_LOCK_HOOKS.get(reference.split(":", 1)[0])
+    if lock_owner is not None:
+        lock_owner(Payment(pk=payment.pk, reference=reference))
+    return lock_one(Payment, payment.pk)
+
+
+@retry_on_conflict
 @transaction.atomic
 def payment_apply_snapshot(
     *,
@@ -104,7 +121,7 @@ def payment_apply_snapshot(
     facts: dict[str, Any] | None = None,
     amount_refunded: int | None = None,
 ) -> Payment:
-    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    payment = _lock(payment)
     changed: set[str] = set()
     for name, value in (facts or {}).items():
         if name in FACT_FIELDS and value not in ("", None) and getattr(payment, name) in ("", None):
@@ -289,6 +306,7 @@ def payment_confirm(*, payment: Payment, processor: PaymentProcessor | None = No
     )
 
 
+@retry_on_conflict
 @transaction.atomic
 def payment_record_manual(
     *,
@@ -330,12 +348,16 @@ def payment_record_manual(
     return payment
 
 
+@retry_on_conflict
 @transaction.atomic
 def customer_payment_method_saved(*, processor_customer_id: str, payment_method_id: str) -> Customer | None:
     """A card saved at the processor becomes the customer's default payment method."""
     if not processor_customer_id or not payment_method_id:
         return None
-    customer = Customer.objects.select_for_update().filter(stripe_customer_id=processor_customer_id).first()
+    customer_id = (
+        Customer.objects.filter(stripe_customer_id=processor_customer_id).values_list("pk", flat=True).first()
+    )
+    customer = customer_lock(customer_id) if customer_id else None
     if customer is None:
         return None
     if customer.default_payment_method_id != payment_method_id:

@@ -14,12 +14,16 @@ from uuid import UUID
 from django.db import transaction
 
 from billing.ledger.services import ledger_post_order_paid
+from billing.orders.locks import order_lock
 from billing.orders.models import Order
 from billing.orders.services import invoice_number_assign
 from billing.payments import services as payments
 from billing.payments.models import Payment
+from billing.subscriptions.locks import subscription_lock
 from billing.subscriptions.models import Subscription
 from core import clock
+from core.locks import lock_one
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.dunning")
 
@@ -36,10 +40,11 @@ IN_FLIGHT = (Payment.Status.PENDING, Payment.Status.PROCESSING, Payment.Status.R
 DUNNING_LEASE = timedelta(hours=1)
 
 
+@retry_on_conflict
 @transaction.atomic
 def _payment_for(order_id: UUID, trigger: str) -> Payment | None:
     """The attempt to collect now: an attempt already in flight is reused, never doubled."""
-    order = Order.objects.select_for_update().select_related("customer", "organization").get(pk=order_id)
+    order = order_lock(order_id, related=("customer", "organization"))
     if order.status != Order.Status.PENDING or order.due <= 0:
         return None
     in_flight = (
@@ -81,12 +86,7 @@ def _order_of(payment: Payment) -> Order | None:
     order_id = payments.reference_id(payment, "order")
     if order_id is None:
         return None
-    return (
-        Order.objects.select_for_update(of=("self",))
-        .select_related("subscription", "organization")
-        .filter(pk=order_id)
-        .first()
-    )
+    return order_lock(order_id, related=("subscription", "organization"))  # after its subscription
 
 
 def order_payment_succeeded(payment: Payment) -> None:
@@ -102,7 +102,7 @@ def order_payment_succeeded(payment: Payment) -> None:
     ledger_post_order_paid(order=order)
     subscription = order.subscription
     if subscription is not None:
-        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        subscription = subscription_lock(subscription.pk, related=())
         if subscription.status in (Subscription.Status.PAST_DUE, Subscription.Status.UNPAID):
             subscription.status = Subscription.Status.ACTIVE
             subscription.past_due_at = None
@@ -117,9 +117,7 @@ def order_payment_failed(payment: Payment) -> None:
         return  # a newer attempt decides
     now = clock.now()
     subscription = (
-        Subscription.objects.select_for_update().get(pk=order.subscription_id)
-        if order.subscription_id
-        else None
+        subscription_lock(order.subscription_id, related=("organization",)) if order.subscription_id else None
     )
     if subscription is not None and subscription.status in (
         Subscription.Status.ACTIVE,
@@ -213,10 +211,8 @@ def benefits_revoke_due(*, limit: int = 500) -> int:
     due = Subscription.objects.filter(benefits_revoke_at__lte=now).values_list("pk", flat=True)[:limit]
     for subscription_id in list(due):
         with transaction.atomic():
-            subscription = (
-                Subscription.objects.select_for_update(skip_locked=True)
-                .filter(pk=subscription_id, benefits_revoke_at__lte=now)
-                .first()
+            subscription = lock_one(
+                Subscription.objects.filter(benefits_revoke_at__lte=now), subscription_id, skip_locked=True
             )
             if subscription is None:
                 continue

@@ -22,11 +22,13 @@ from billing.subscriptions.changes import (
     check_changeable,
     proration_fraction,
 )
+from billing.subscriptions.locks import subscription_lock
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import boundary, months_per_period
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.retry import retry_on_conflict
 
 
 def discount_periods_for(discount: Discount | None, interval: str, count: int) -> int | None:
@@ -84,11 +86,7 @@ CANCELLATION_REASONS = (
 
 
 def _lock(subscription: Subscription) -> Subscription:
-    return (
-        Subscription.objects.select_for_update(of=("self",))
-        .select_related("organization", "customer", "product", "price", "discount")
-        .get(pk=subscription.pk)
-    )
+    return subscription_lock(subscription.pk)
 
 
 def _audit(actor, action: str, subscription: Subscription, reason: str = "", **data) -> None:
@@ -116,6 +114,7 @@ def subscription_change_preview(
     )
 
 
+@retry_on_conflict
 def subscription_change(
     *,
     subscription: Subscription,
@@ -181,6 +180,7 @@ def _collect_after_commit(order: Order) -> None:
     transaction.on_commit(lambda: collect_order_payment.delay(str(order.pk)))
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_cancel(
     *, subscription: Subscription, reason: str = "", comment: str = "", actor=None
@@ -202,6 +202,7 @@ def subscription_cancel(
     return subscription
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_uncancel(*, subscription: Subscription, actor=None) -> Subscription:
     subscription = _lock(subscription)
@@ -244,6 +245,7 @@ def subscription_revoke_preview(*, subscription: Subscription) -> tuple[int, int
     return revoke_credit(subscription, clock.now())
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_revoke(
     *, subscription: Subscription, reason: str = "", credit: bool = False, actor=None
@@ -281,6 +283,7 @@ def subscription_revoke(
     return subscription
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_pause(*, subscription: Subscription, actor=None) -> Subscription:
     """Pause at the end of the period: no renewals until resumed."""
@@ -294,6 +297,7 @@ def subscription_pause(*, subscription: Subscription, actor=None) -> Subscriptio
     return subscription
 
 
+@retry_on_conflict
 def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subscription, Order | None]:
     """Undo a scheduled pause, or restart a paused subscription with a new period from now."""
     order = None
@@ -352,6 +356,7 @@ def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subs
     return subscription, order
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_trial_extend(*, subscription: Subscription, trial_end: datetime, actor=None) -> Subscription:
     subscription = _lock(subscription)
@@ -384,6 +389,7 @@ def subscription_trial_end_now(*, subscription: Subscription, actor=None) -> Sub
     return subscription
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_period_end_correct(
     *, subscription: Subscription, period_end: datetime, actor, reason: str
@@ -416,6 +422,7 @@ def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) 
     return order_payment_collect(order_id=order.pk, trigger=trigger)
 
 
+@retry_on_conflict
 def subscription_discount_change(
     *, subscription: Subscription, discount_code: str | None, actor=None
 ) -> Subscription:

@@ -13,6 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from core.errors import ServiceError
+from core.retry import ConcurrentUpdate, is_transient
 
 logger = logging.getLogger("recur.api")
 
@@ -75,6 +76,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif is_transient(exc):
+        # A race a service did not retry (or kept losing): the caller may simply try again.
+        logger.warning("concurrent update reached the API: %s", exc)
+        exc = ConcurrentUpdate()
+        return Response(error_body(exc.status, exc.code, exc.detail, type_=exc.type), status=exc.status)
     elif isinstance(exc, DataError):
         # A value the serializer let through but the column refuses: still the caller's fault.
         logger.warning("data error reached the database: %s", exc)
