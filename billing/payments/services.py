@@ -354,15 +354,14 @@ def customer_payment_method_saved(*, processor_customer_id: str, payment_method_
     """A card saved at the processor becomes the customer's default payment method."""
     if not processor_customer_id or not payment_method_id:
         return None
-    customer_id = (
-        Customer.objects.filter(stripe_customer_id=processor_customer_id).values_list("pk", flat=True).first()
-    )
-    customer = customer_lock(customer_id) if customer_id else None
-    if customer is None:
-        return None
-    if customer.default_payment_method_id != payment_method_id:
-        customer.default_payment_method_id = payment_method_id
-        customer.save(update_fields=["default_payment_method_id", "updated_at"])
-        for hook in CUSTOMER_PAYMENT_METHOD_HOOKS:
-            hook(customer_id=customer.pk)
+    customer = Customer.objects.filter(stripe_customer_id=processor_customer_id).first()
+    if customer is None or customer.default_payment_method_id == payment_method_id:
+        return customer
+    # The hooks touch the customer's orders, which come before the customer in the lock
+    # order (core.locks): they run first, then the customer row is locked and changed.
+    for hook in CUSTOMER_PAYMENT_METHOD_HOOKS:
+        hook(customer_id=customer.pk)
+    customer = customer_lock(customer.pk)
+    customer.default_payment_method_id = payment_method_id
+    customer.save(update_fields=["default_payment_method_id", "updated_at"])
     return customer

@@ -1,7 +1,7 @@
 """Renewals: find subscriptions whose period ended, claim them in chunks, cycle each once.
 
-The claim is a conditional UPDATE of ``renewal_claimed_at`` over ``FOR UPDATE SKIP LOCKED``
-rows, so any number of workers share the work without coordination; a claim older than
+The claim is a conditional UPDATE of ``renewal_claimed_at`` over
+``FOR NO KEY UPDATE SKIP LOCKED`` rows, so any number of workers share the work without coordination; a claim older than
 ``CLAIM_TTL`` (a killed worker) is taken again. A chunk is cycled in one transaction with
 bulk writes; the unique (subscription, period_start, billing_reason) constraint on orders
 makes a second order for a period impossible even if every other guard failed. Payments
@@ -50,7 +50,7 @@ def renewals_claim(*, now: datetime, limit: int = CHUNK) -> list[UUID]:
                   AND (renewal_claimed_at IS NULL OR renewal_claimed_at < %s)
                 ORDER BY current_period_end
                 LIMIT %s
-                FOR UPDATE SKIP LOCKED
+                FOR NO KEY UPDATE SKIP LOCKED
             )
             RETURNING id
             """,
