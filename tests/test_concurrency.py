@@ -243,3 +243,27 @@ def test_a_row_changed_while_its_lock_waited_is_still_found_with_its_new_relatio
     thread.join(timeout=30)
     assert "error" not in outcome, outcome
     assert (locked.price_id, locked.product.name) == (new_price.pk, "Other")
+
+
+def test_a_webhook_event_whose_receiver_lost_a_race_is_processed_not_failed(monkeypatch):
+    from django.utils import timezone
+
+    from billing.payments import events, receivers
+    from billing.payments.models import ExternalEvent
+
+    runs = []
+
+    def receiver(event):
+        runs.append(1)
+        if len(runs) == 1:
+            raise _deadlock()
+        return receivers.Handled.processed("done")
+
+    monkeypatch.setitem(receivers.RECEIVERS, "test.raced", receiver)
+    event = ExternalEvent.objects.create(
+        event_id="evt_raced", type="test.raced", occurred_at=timezone.now(), payload={}
+    )
+    events.external_event_process(event_id=event.pk)
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.error) == (ExternalEvent.Status.PROCESSED, 1, "")
+    assert len(runs) == 2

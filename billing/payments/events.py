@@ -18,6 +18,7 @@ from billing.payments.receivers import RECEIVERS, Handled
 from core import clock
 from core.audit import audit_record
 from core.errors import Conflict, InvalidInput
+from core.retry import is_transient, retry_on_conflict
 
 logger = logging.getLogger("recur.events")
 
@@ -65,6 +66,7 @@ def external_event_record(*, payload: dict, delivery=None) -> tuple[ExternalEven
     return event, created
 
 
+@retry_on_conflict
 def external_event_process(*, event_id: int) -> ExternalEvent | None:
     """Run the event's receiver once; safe to call any number of times, concurrently."""
     with transaction.atomic():
@@ -77,6 +79,8 @@ def external_event_process(*, event_id: int) -> ExternalEvent | None:
             with transaction.atomic():
                 handled = receiver(event) if receiver else Handled.ignored("no receiver for this event type")
         except Exception as exc:
+            if is_transient(exc):
+                raise  # a lost race, not a failure: the whole transaction runs again
             logger.exception("processing %s %s failed", event.type, event.event_id)
             event.status = ExternalEvent.Status.FAILED
             event.error = "".join(traceback.format_exception(exc))[-10_000:]
