@@ -73,3 +73,9 @@ def lock_first(queryset: models.QuerySet, **options) -> models.Model | None:
     if row is None or not _joins(queryset):
         return row
     return queryset.filter(pk=row.pk).first()
+
+
+def lock_all(queryset: models.QuerySet, **options) -> list:
+    """Lock every row of ``queryset``, in its order (order it by the key that fixes the lock
+    order, e.g. the organization for per-organization rows)."""
+    return list(_locking(queryset, **options))

@@ -201,7 +201,7 @@ def test_invoice_numbering_leaves_the_organization_row_free(org, make_org):
         assert invoice_number_assign(organization=other) == f"{other.invoice_prefix}-00001"
 
     _while_held(lambda: invoice_number_assign(organization=org), check)
-    assert InvoiceCounter.objects.get(pk=org.pk).next_number == 2
+    assert InvoiceCounter.objects.get(organization=org).next_number == 2
 
 
 def test_an_organization_being_edited_does_not_hold_up_its_orders(org, customer):

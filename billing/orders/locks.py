@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db import connection
 
 from billing.orders.models import InvoiceCounter, Order
-from core.locks import lock_many, lock_one
+from core.locks import lock_all, lock_many, lock_one
 
 
 def order_lock(order_id, *, related: tuple[str, ...] = ()) -> Order | None:
@@ -30,7 +30,8 @@ def invoice_counters_lock(organization_ids: Iterable) -> dict:
     ids = sorted(set(organization_ids), key=str)
     if not ids:
         return {}
-    existing = set(InvoiceCounter.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    counters = InvoiceCounter.objects.filter(organization_id__in=ids)
+    existing = set(counters.values_list("organization_id", flat=True))
     if missing := [i for i in ids if i not in existing]:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -41,4 +42,4 @@ def invoice_counters_lock(organization_ids: Iterable) -> dict:
                 """,
                 [missing],
             )
-    return {c.organization_id: c for c in lock_many(InvoiceCounter, ids)}
+    return {c.organization_id: c for c in lock_all(counters.order_by("organization_id"))}

@@ -140,7 +140,7 @@ class InvoiceCounter(models.Model):
     ``Organization.invoice_next_number``."""
 
     organization = models.OneToOneField(
-        "accounts.Organization", on_delete=models.CASCADE, primary_key=True, related_name="invoice_counter"
+        "accounts.Organization", on_delete=models.CASCADE, related_name="invoice_counter"
     )
     next_number = models.PositiveBigIntegerField(default=1)
 
