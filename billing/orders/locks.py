@@ -36,8 +36,9 @@ def invoice_counters_lock(organization_ids: Iterable) -> dict:
         with connection.cursor() as cursor:
             cursor.execute(
                 """
-                INSERT INTO orders_invoicecounter (organization_id, next_number)
-                SELECT id, invoice_next_number FROM accounts_organization WHERE id = ANY(%s)
+                INSERT INTO orders_invoicecounter (id, organization_id, next_number)
+                SELECT gen_random_uuid(), id, invoice_next_number FROM accounts_organization
+                WHERE id = ANY(%s)
                 ON CONFLICT (organization_id) DO NOTHING
                 """,
                 [missing],

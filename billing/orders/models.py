@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 from django.db.models import F, Q
 
@@ -139,6 +141,7 @@ class InvoiceCounter(models.Model):
     numbered (the last lock they take) to their commit. Created on first use, starting at
     ``Organization.invoice_next_number``."""
 
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.OneToOneField(
         "accounts.Organization", on_delete=models.CASCADE, related_name="invoice_counter"
     )
