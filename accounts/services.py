@@ -8,11 +8,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.utils.text import slugify
 
+from accounts.locks import customer_lock
 from accounts.models import AccessToken, Customer, Membership, Organization, User, hash_token
 from core import clock
 from core.api.scopes import ALL_SCOPES
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.locks import lock_first, lock_one
 
 TOKEN_PREFIX = "recur_at_"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -81,7 +83,7 @@ ORGANIZATION_SETTINGS = (
 def organization_update(
     *, organization: Organization, actor: User | None = None, **changes: Any
 ) -> Organization:
-    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    organization = lock_one(Organization, organization.pk)
     unknown = set(changes) - set(ORGANIZATION_SETTINGS)
     if unknown:
         raise InvalidInput(f"Unknown setting {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
@@ -167,7 +169,7 @@ def access_token_authenticate(*, secret: str) -> AccessToken | None:
 def access_token_revoke(*, token: AccessToken, actor: User | None, reason: str) -> AccessToken:
     if not reason.strip():
         raise InvalidInput("Say why the token is revoked.", field="reason", code="required")
-    token = AccessToken.objects.select_for_update().get(pk=token.pk)
+    token = lock_one(AccessToken, token.pk)
     if token.revoked_at is not None:
         raise Conflict("This token is already revoked.", code="already_revoked")
     token.revoked_at = clock.now()
@@ -245,7 +247,7 @@ def customer_create(
 
 @transaction.atomic
 def customer_update(*, customer: Customer, actor: User | None = None, **changes: Any) -> Customer:
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = customer_lock(customer.pk)
     before = {field: getattr(customer, field) for field in changes if field in CUSTOMER_FIELDS}
     if "external_id" in changes:
         _check_external_id_free(
@@ -263,11 +265,7 @@ def customer_update(*, customer: Customer, actor: User | None = None, **changes:
 def customer_upsert(*, organization: Organization, external_id: str, **fields: Any) -> tuple[Customer, bool]:
     """Create or update the customer with this external_id. Returns (customer, created)."""
     fields.pop("external_id", None)
-    existing = (
-        Customer.objects.select_for_update()
-        .filter(organization=organization, external_id=external_id)
-        .first()
-    )
+    existing = lock_first(Customer.objects.filter(organization=organization, external_id=external_id))
     if existing is not None:
         return customer_update(customer=existing, **fields), False
     if not fields.get("email"):
@@ -277,9 +275,7 @@ def customer_upsert(*, organization: Organization, external_id: str, **fields: A
             return customer_create(organization=organization, external_id=external_id, **fields), True
     except InvalidInput:
         # A concurrent upsert created it between our read and our insert: update that one.
-        existing = Customer.objects.select_for_update().get(
-            organization=organization, external_id=external_id
-        )
+        existing = lock_first(Customer.objects.filter(organization=organization, external_id=external_id))
         return customer_update(customer=existing, **fields), False
 
 

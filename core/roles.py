@@ -126,7 +126,7 @@ def roles_install(roles: dict[str, tuple[str, ...]] | None = None) -> list[RoleC
     available = list(Permission.objects.select_related("content_type"))
     changes = []
     for role, patterns in roles.items():
-        group, created = Group.objects.select_for_update().get_or_create(name=role)
+        group, created = Group.objects.select_for_update(of=("self",), no_key=True).get_or_create(name=role)
         wanted = role_permissions(patterns, available)
         current = set(group.permissions.select_related("content_type"))
         to_add, to_remove = wanted - current, current - wanted

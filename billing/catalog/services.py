@@ -429,7 +429,12 @@ def _replace_prices(product: Product, entries: list) -> dict[str, list[str]]:
     """Make ``entries`` the product's active prices. An entry with an ``id`` (and nothing
     else, or the same values) keeps that price; with other values it replaces it; an entry
     without ``id`` adds a price; active prices left out are archived."""
-    current = {p.pk: p for p in Price.objects.select_for_update().filter(product=product, is_archived=False)}
+    current = {
+        p.pk: p
+        for p in Price.objects.select_for_update(of=("self",), no_key=True).filter(
+            product=product, is_archived=False
+        )
+    }
     keep: dict[uuid.UUID, Price] = {}
     create: list[dict[str, Any]] = []
     currencies: list[str] = []
@@ -490,7 +495,7 @@ def product_update(*, product: Product, actor: User | None = None, **changes: An
     unknown = sorted(set(changes) - {*PRODUCT_FIELDS, "prices"})
     if unknown:
         raise InvalidInput(f"Unknown product field {unknown[0]!r}.", field=unknown[0], code="unknown_field")
-    product = Product.objects.select_for_update().get(pk=product.pk)
+    product = Product.objects.select_for_update(of=("self",), no_key=True).get(pk=product.pk)
     before = {field: getattr(product, field) for field in PRODUCT_FIELDS}
     wanted = {**before, **{k: v for k, v in changes.items() if k in PRODUCT_FIELDS}}
     if "recurring_interval" in changes and "recurring_interval_count" not in changes:
@@ -528,7 +533,7 @@ def product_update(*, product: Product, actor: User | None = None, **changes: An
 
 
 def _set_product_archived(product: Product, archived: bool, actor: User | None) -> Product:
-    product = Product.objects.select_for_update().get(pk=product.pk)
+    product = Product.objects.select_for_update(of=("self",), no_key=True).get(pk=product.pk)
     if product.is_archived != archived:
         product.is_archived = archived
         product.save(update_fields=["is_archived", "updated_at"])
@@ -550,7 +555,7 @@ def product_unarchive(*, product: Product, actor: User | None = None) -> Product
 @transaction.atomic
 def product_delete(*, product: Product, actor: User | None = None) -> None:
     """Delete a product that was never sold (with its prices); a sold one is archived instead."""
-    product = Product.objects.select_for_update().get(pk=product.pk)
+    product = Product.objects.select_for_update(of=("self",), no_key=True).get(pk=product.pk)
     sold = Conflict(
         "This product has been sold and cannot be deleted; archive it instead.", code="product_sold"
     )
@@ -756,7 +761,7 @@ def discount_update(*, discount: Discount, actor: User | None = None, **changes:
             )
         if field not in DISCOUNT_MUTABLE_FIELDS:
             raise InvalidInput(f"Unknown discount field {field!r}.", field=field, code="unknown_field")
-    discount = Discount.objects.select_for_update().get(pk=discount.pk)
+    discount = Discount.objects.select_for_update(of=("self",), no_key=True).get(pk=discount.pk)
     organization = discount.organization
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
@@ -814,7 +819,7 @@ def discount_update(*, discount: Discount, actor: User | None = None, **changes:
 
 
 def _set_discount_archived(discount: Discount, archived: bool, actor: User | None) -> Discount:
-    discount = Discount.objects.select_for_update().get(pk=discount.pk)
+    discount = Discount.objects.select_for_update(of=("self",), no_key=True).get(pk=discount.pk)
     if discount.is_archived != archived:
         discount.is_archived = archived
         discount.save(update_fields=["is_archived", "updated_at"])
@@ -838,7 +843,7 @@ def discount_unarchive(*, discount: Discount, actor: User | None = None) -> Disc
 @transaction.atomic
 def discount_delete(*, discount: Discount, actor: User | None = None) -> None:
     """Delete a discount nobody has used; a used one is archived instead."""
-    discount = Discount.objects.select_for_update().get(pk=discount.pk)
+    discount = Discount.objects.select_for_update(of=("self",), no_key=True).get(pk=discount.pk)
     if DiscountRedemption.objects.filter(discount=discount).exists():
         raise Conflict("This discount has been redeemed; archive it instead.", code="discount_redeemed")
     _audit(
@@ -945,8 +950,12 @@ def discount_reserve(*, discount: Discount, checkout, customer_email: str) -> Di
     the checkout's transaction). The discount row is locked, so two checkouts racing for
     the last use are served one after the other and only one gets it. Idempotent per
     checkout; a checkout that switched discounts gives its old reservation back."""
-    discount = Discount.objects.select_for_update().get(pk=discount.pk)
-    existing = DiscountRedemption.objects.select_for_update().filter(checkout=checkout).first()
+    discount = Discount.objects.select_for_update(of=("self",), no_key=True).get(pk=discount.pk)
+    existing = (
+        DiscountRedemption.objects.select_for_update(of=("self",), no_key=True)
+        .filter(checkout=checkout)
+        .first()
+    )
     if existing is not None:
         if existing.discount_id == discount.pk:
             return existing
@@ -983,11 +992,15 @@ def discount_redeem(*, checkout, customer: Customer) -> DiscountRedemption | Non
     """Turn the checkout's reservation into a redemption by ``customer`` (the payment
     succeeded). Idempotent. If the reservation was released in the meantime (a late
     success), the redemption is recorded anyway: the customer paid the discounted price."""
-    redemption = DiscountRedemption.objects.select_for_update().filter(checkout=checkout).first()
+    redemption = (
+        DiscountRedemption.objects.select_for_update(of=("self",), no_key=True)
+        .filter(checkout=checkout)
+        .first()
+    )
     if redemption is None:
         if checkout.discount_id is None:
             return None
-        Discount.objects.select_for_update().filter(pk=checkout.discount_id).first()
+        Discount.objects.select_for_update(of=("self",), no_key=True).filter(pk=checkout.discount_id).first()
         redemption = DiscountRedemption(
             organization_id=checkout.organization_id,
             discount_id=checkout.discount_id,
@@ -1007,7 +1020,7 @@ def discount_redeem_for_subscription(
 ):
     """Redeem a discount applied to an existing subscription (no checkout): the same checks
     as at checkout, under the discount's row lock so limits hold under concurrency."""
-    discount = Discount.objects.select_for_update().get(pk=discount.pk)
+    discount = Discount.objects.select_for_update(of=("self",), no_key=True).get(pk=discount.pk)
     _check_discount_usable(
         discount, product=product, currency=currency, customer_email=customer.email, at=clock.now()
     )

@@ -8,8 +8,9 @@ class CheckoutConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.checkout import services
-        from billing.payments.services import PAYMENT_HOOKS, PaymentHooks
+        from billing.payments.services import PAYMENT_HOOKS, PAYMENT_LOCK_HOOKS, PaymentHooks
 
         PAYMENT_HOOKS["checkout"] = PaymentHooks(
             on_succeeded=services.checkout_payment_succeeded, on_failed=services.checkout_payment_failed
         )
+        PAYMENT_LOCK_HOOKS["checkout"] = services.checkout_payment_lock

@@ -32,7 +32,8 @@ from billing.tax import EU_VAT_RATES, TaxQuery, get_tax_engine, tax_id_validate
 from core import clock
 from core.errors import Conflict, InvalidInput
 from core.ids import parse_uuid
-from core.locking import lock_row
+from core.locks import lock_one
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.checkout")
 
@@ -251,7 +252,7 @@ def checkout_create(
 
 
 def _lock_open(checkout: Checkout) -> Checkout:
-    checkout = lock_row(Checkout.objects.all(), checkout.pk, related=("organization", "product", "price"))
+    checkout = checkout_lock(checkout.pk, related=("organization", "product", "price"))
     if checkout.status == Checkout.Status.SUCCEEDED:
         raise Conflict("This checkout is already paid.", code="checkout_succeeded")
     if checkout.status == Checkout.Status.CONFIRMED:
@@ -263,6 +264,7 @@ def _lock_open(checkout: Checkout) -> Checkout:
     return checkout
 
 
+@retry_on_conflict
 @transaction.atomic
 def checkout_update(*, checkout: Checkout, **changes: Any) -> Checkout:
     """What the customer fills in on the checkout page; amounts are recomputed."""
@@ -326,6 +328,7 @@ def _customer_for(checkout: Checkout) -> Customer:
     )
 
 
+@retry_on_conflict
 @transaction.atomic
 def _confirm_begin(*, checkout: Checkout, payment_method_id: str, changes: dict[str, Any]) -> Checkout:
     checkout = _lock_open(checkout)
@@ -393,10 +396,11 @@ def checkout_confirm(
     return checkout
 
 
+@retry_on_conflict
 @transaction.atomic
 def checkout_reopen(*, checkout: Checkout, error: str) -> Checkout:
     """A confirmed checkout whose payment failed goes back to open, for another try."""
-    checkout = Checkout.objects.select_for_update().get(pk=checkout.pk)
+    checkout = checkout_lock(checkout.pk)
     if checkout.status != Checkout.Status.CONFIRMED:
         return checkout
     checkout.status = Checkout.Status.OPEN
@@ -409,11 +413,12 @@ def checkout_reopen(*, checkout: Checkout, error: str) -> Checkout:
 # --- success -------------------------------------------------------------------------------
 
 
+@retry_on_conflict
 @transaction.atomic
 def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout:
     """Exactly once: the order (paid, numbered), the subscription for a recurring product,
     the discount redemption. Called on confirmation without payment or by the payment hook."""
-    checkout = lock_row(Checkout.objects.all(), checkout.pk, related=("product", "price", "organization"))
+    checkout = checkout_lock(checkout.pk, related=("product", "price", "organization"))
     if checkout.status == Checkout.Status.SUCCEEDED:
         return checkout
     now = clock.now()
@@ -480,6 +485,22 @@ def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout
     return checkout
 
 
+def checkout_lock(checkout_id, *, related: tuple[str, ...] = ()) -> Checkout:
+    """Lock a checkout row (first in the lock order of ``core.locks``); ``related`` rows are
+    read with it, not locked."""
+    checkout = lock_one(Checkout.objects.select_related(*related), checkout_id)
+    if checkout is None:
+        raise Checkout.DoesNotExist(checkout_id)
+    return checkout
+
+
+def checkout_payment_lock(payment: Payment) -> None:
+    """``PAYMENT_LOCK_HOOKS["checkout"]``: the checkout before its payment."""
+    checkout_id = payments.reference_id(payment, "checkout")
+    if checkout_id:
+        lock_one(Checkout, checkout_id)
+
+
 def _checkout_of(payment: Payment) -> Checkout | None:
     checkout_id = payments.reference_id(payment, "checkout")
     return Checkout.objects.filter(pk=checkout_id).first() if checkout_id else None
@@ -516,7 +537,7 @@ def checkouts_expire() -> dict[str, int]:
         "pk", flat=True
     )[:1000]:
         with transaction.atomic():
-            checkout = Checkout.objects.select_for_update().get(pk=checkout_id)
+            checkout = checkout_lock(checkout_id)
             if checkout.status == Checkout.Status.OPEN and checkout.expires_at <= now:
                 checkout.status = Checkout.Status.EXPIRED
                 checkout.save(update_fields=["status", "updated_at"])

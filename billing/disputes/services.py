@@ -34,11 +34,15 @@ from django.db import IntegrityError, transaction
 
 from billing.disputes.models import Dispute
 from billing.ledger import postings
+from billing.orders.locks import order_lock
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.payments.services import payment_find, reference_id
+from billing.subscriptions.locks import order_lock_with_subscription
 from core import clock
 from core.errors import Conflict, InvalidInput
+from core.locks import lock_first
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.disputes")
 
@@ -145,7 +149,7 @@ def dispute_order(payment: Payment) -> Order | None:
 def _lock_or_create(
     processor_dispute_id: str, payment: Payment, facts: dict[str, Any]
 ) -> tuple[Dispute, bool]:
-    dispute = Dispute.objects.select_for_update().filter(processor_dispute_id=processor_dispute_id).first()
+    dispute = lock_first(Dispute.objects.filter(processor_dispute_id=processor_dispute_id))
     if dispute is not None:
         return dispute, False
     order = dispute_order(payment)
@@ -162,7 +166,7 @@ def _lock_or_create(
         return dispute, True
     except IntegrityError:
         # A concurrent delivery about the same dispute inserted it first: work on theirs.
-        return Dispute.objects.select_for_update().get(processor_dispute_id=processor_dispute_id), False
+        return lock_first(Dispute.objects.filter(processor_dispute_id=processor_dispute_id)), False
 
 
 def _parse(payload: dict) -> dict[str, Any]:
@@ -214,9 +218,7 @@ def _apply_state(dispute: Dispute, facts: dict[str, Any], payload: dict, observe
 
 
 def _withdraw(dispute: Dispute) -> None:
-    order = (
-        Order.objects.select_for_update().filter(pk=dispute.order_id).first() if dispute.order_id else None
-    )
+    order = order_lock(dispute.order_id) if dispute.order_id else None  # held since the start
     if order is not None and order.currency == dispute.currency:
         dispute.tax_amount = postings.tax_share(
             order, before=order.refunded_amount, after=order.refunded_amount + dispute.amount
@@ -333,6 +335,7 @@ def _restore_access(dispute: Dispute) -> None:
             hook(order=dispute.order, dispute=dispute)
 
 
+@retry_on_conflict
 @transaction.atomic
 def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: str = "") -> Dispute | None:
     """Apply one processor snapshot of a dispute (``payload`` is the dispute object, ``event_type``
@@ -347,6 +350,9 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
     )
     if payment is None:
         return None
+    if (order := dispute_order(payment)) is not None:
+        # core.locks: the subscription (a chargeback may revoke it) and the order before the dispute.
+        order_lock_with_subscription(order.pk)
     dispute, created = _lock_or_create(processor_dispute_id, payment, {**facts, "snapshot": {}})
     # A chargeback seen for the first time: a new dispute, or an inquiry that escalated.
     was_chargeback = not created and (dispute.status not in WARNING or dispute.funds_withdrawn_at is not None)

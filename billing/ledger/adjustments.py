@@ -12,8 +12,10 @@ from billing.ledger.postings import ledger_post_balance_adjustment
 from billing.ledger.wallet import ADJUST_PERMISSION, clean_adjustment
 from core.audit import audit_record
 from core.errors import Forbidden
+from core.retry import retry_on_conflict
 
 
+@retry_on_conflict
 def balance_adjust(
     *, organization: Organization, amount: int, currency: str, reason: str, actor
 ) -> LedgerTransaction:

@@ -20,6 +20,8 @@ from billing.ledger.postings import ledger_post_processor_fee
 from billing.payments.models import Payment
 from billing.payments.processor import BalanceInfo, PaymentProcessor, ProcessorError
 from core import clock
+from core.locks import lock_one
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.ledger")
 
@@ -41,9 +43,10 @@ def fee_pending_payments():
     ).exclude(processor_charge_id="")
 
 
+@retry_on_conflict
 @transaction.atomic
 def _fee_store(*, payment: Payment, info: BalanceInfo) -> LedgerTransaction | None:
-    payment = Payment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
+    payment = lock_one(Payment.objects.select_related("organization"), payment.pk)
     if payment.fee is None:  # else a concurrent run stored it first: post what it stored
         payment.fee, payment.net = info.fee, info.net
         fields = ["fee", "net", "updated_at"]

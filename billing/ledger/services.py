@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
+from accounts.locks import customers_lock
 from accounts.models import Customer, Organization
 from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry, LedgerTransaction
 from billing.orders.models import Order
@@ -108,6 +109,9 @@ def ledger_post(
     now = at or clock.now()
     try:
         with transaction.atomic():
+            # A wallet's running balance is only changed under its customer's lock (core.locks:
+            # customers before ledger balances); callers that hold it already lose nothing.
+            customers_lock({account.customer_id for account, _ in lines if account.customer_id})
             ledger_tx = LedgerTransaction.objects.create(
                 created_at=now,
                 type=type,

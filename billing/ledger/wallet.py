@@ -29,6 +29,7 @@ from uuid import UUID, uuid4
 from django.db import transaction
 from django.db.models import Q, Sum
 
+from accounts.locks import customer_lock, customers_lock
 from accounts.models import Customer, User
 from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry, LedgerTransaction
 from billing.ledger.postings import ledger_post_wallet_credit
@@ -45,6 +46,7 @@ from billing.orders.models import Order
 from billing.orders.services import platform_fee_for
 from core.audit import audit_record
 from core.errors import Forbidden, InvalidInput
+from core.retry import retry_on_conflict
 
 Kind = LedgerAccount.Kind
 ADJUST_PERMISSION = "ledger.adjust_balance"
@@ -141,7 +143,7 @@ def wallet_lock_available(pairs: Iterable[tuple[UUID, str]]) -> dict[tuple[UUID,
     if not pairs:
         return {}
     customer_ids = sorted({customer_id for customer_id, _ in pairs})
-    list(Customer.objects.select_for_update().filter(pk__in=customer_ids).order_by("pk").values_list("pk"))
+    customers_lock(customer_ids)
     balances = {
         (customer_id, currency): -int(balance)
         for customer_id, currency, balance in LedgerBalance.objects.filter(
@@ -193,7 +195,7 @@ def wallet_apply(*, order: Order, available: int | None = None) -> int:
     if available is None:
         if not transaction.get_connection().in_atomic_block:
             raise RuntimeError("wallet_apply locks the customer: call it inside a transaction")
-        Customer.objects.select_for_update().filter(pk=order.customer_id).values_list("pk").first()
+        customer_lock(order.customer_id)
         available = wallet_open_balance(order.customer, order.currency)
     return _apply(order, applicable_amount(total=order.total, available=available, currency=order.currency))
 
@@ -262,6 +264,7 @@ def clean_adjustment(*, amount, currency, reason: str) -> tuple[int, str, str]:
     return amount, currency, reason
 
 
+@retry_on_conflict
 def wallet_adjust(
     *,
     customer: Customer,
@@ -278,7 +281,7 @@ def wallet_adjust(
     amount, currency, reason = clean_adjustment(amount=amount, currency=currency, reason=reason)
     key = f"wallet:{customer.pk}:adjustment:{idempotency_key or uuid4()}"
     with transaction.atomic():
-        customer = Customer.objects.select_for_update().select_related("organization").get(pk=customer.pk)
+        customer = customer_lock(customer.pk, related=("organization",))
         existing = LedgerTransaction.objects.filter(idempotency_key=key).first()
         if existing is not None:
             return existing

@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 from django.db.models import F, Q
 
@@ -145,3 +147,20 @@ class OrderItem(BaseModel):
 
     def __str__(self) -> str:
         return self.label
+
+
+class InvoiceCounter(models.Model):
+    """The next invoice number of an organization, on a row of its own: numbering holds this
+    row until the order's transaction commits (gapless), and nothing else ever locks it, so
+    it serializes only the paid transitions of one organization, from the moment they are
+    numbered (the last lock they take) to their commit. Created on first use, starting at
+    ``Organization.invoice_next_number``."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="invoice_counter"
+    )
+    next_number = models.PositiveBigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.next_number}"

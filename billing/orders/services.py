@@ -8,7 +8,8 @@ from django.db import transaction
 from accounts.models import Customer, Organization
 from billing.ledger.services import ledger_post_order_paid
 from billing.money import percentage_of
-from billing.orders.models import Order, OrderItem
+from billing.orders.locks import invoice_counters_lock
+from billing.orders.models import InvoiceCounter, Order, OrderItem
 from core import clock
 
 
@@ -25,16 +26,14 @@ class Line:
 
 def invoice_number_assign(*, organization: Organization) -> str:
     """The next invoice number of the organization. Must run inside the transaction that
-    marks the order paid: the organization row lock serializes numbering, and a rollback
-    gives the number back, so numbers have no gaps and no duplicates."""
-    org = (
-        Organization.objects.select_for_update()
-        .only("invoice_prefix", "invoice_next_number")
-        .get(pk=organization.pk)
-    )
-    number = org.invoice_next_number
-    Organization.objects.filter(pk=org.pk).update(invoice_next_number=number + 1)
-    return f"{org.invoice_prefix}-{number:05d}"
+    marks the order paid, after its other locks (``core.locks``): the organization's invoice
+    counter row is held to commit, so numbers have no gaps and no duplicates, and a rollback
+    gives the number back. The organization row itself is not locked."""
+    counter = invoice_counters_lock([organization.pk])[organization.pk]
+    number = counter.next_number
+    InvoiceCounter.objects.filter(pk=counter.pk).update(next_number=number + 1)
+    prefix = Organization.objects.filter(pk=organization.pk).values_list("invoice_prefix", flat=True).get()
+    return f"{prefix}-{number:05d}"
 
 
 def platform_fee_for(*, organization: Organization, amount: int) -> int:

@@ -19,6 +19,7 @@ from core import clock
 from core.audit import audit_record
 from core.errors import Conflict, InvalidInput
 from core.json_input import contains_nul
+from core.retry import is_transient, retry_on_conflict
 
 logger = logging.getLogger("recur.events")
 
@@ -95,10 +96,11 @@ def external_event_record(*, payload: dict, delivery=None) -> tuple[ExternalEven
     return event, created
 
 
+@retry_on_conflict
 def external_event_process(*, event_id: int) -> ExternalEvent | None:
     """Run the event's receiver once; safe to call any number of times, concurrently."""
     with transaction.atomic():
-        event = ExternalEvent.objects.select_for_update().filter(pk=event_id).first()
+        event = ExternalEvent.objects.select_for_update(of=("self",), no_key=True).filter(pk=event_id).first()
         if event is None or event.status not in (ExternalEvent.Status.PENDING, ExternalEvent.Status.FAILED):
             return event
         receiver = RECEIVERS.get(event.type)
@@ -107,6 +109,8 @@ def external_event_process(*, event_id: int) -> ExternalEvent | None:
             with transaction.atomic():
                 handled = receiver(event) if receiver else Handled.ignored("no receiver for this event type")
         except Exception as exc:
+            if is_transient(exc):
+                raise  # a lost race, not a failure: the whole transaction runs again
             logger.exception("processing %s %s failed", event.type, event.event_id)
             event.status = ExternalEvent.Status.FAILED
             event.error = "".join(traceback.format_exception(exc))[-10_000:]
@@ -140,7 +144,7 @@ def external_events_sweep() -> int:
 @transaction.atomic
 def external_event_replay(*, event: ExternalEvent, actor, reason: str = "") -> ExternalEvent:
     """Process an event again (its receiver is idempotent); audited."""
-    event = ExternalEvent.objects.select_for_update().get(pk=event.pk)
+    event = ExternalEvent.objects.select_for_update(of=("self",), no_key=True).get(pk=event.pk)
     if event.type not in RECEIVERS:
         raise InvalidInput(
             "No receiver handles this event type; there is nothing to replay.", code="no_receiver"
@@ -161,7 +165,7 @@ def external_event_ignore(*, event: ExternalEvent, actor, reason: str) -> Extern
     """Stop retrying an event an operator judged harmless; audited."""
     if not reason.strip():
         raise InvalidInput("Say why the event is ignored.", field="reason", code="required")
-    event = ExternalEvent.objects.select_for_update().get(pk=event.pk)
+    event = ExternalEvent.objects.select_for_update(of=("self",), no_key=True).get(pk=event.pk)
     if event.status in (ExternalEvent.Status.PROCESSED, ExternalEvent.Status.IGNORED):
         raise Conflict(f"The event is already {event.status}.", code="already_final")
     previous = event.status

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from accounts.locks import customer_lock
 from accounts.models import Customer, Organization
 from billing.money import InvalidAmount, check_chargeable, format_amount
 from billing.payments.models import Payment
@@ -25,6 +26,8 @@ from core.audit import audit_record
 from core.errors import Conflict, InvalidInput
 from core.faults import crash_point
 from core.ids import parse_uuid
+from core.locks import lock_one
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.payments")
 
@@ -62,6 +65,11 @@ class PaymentHooks:
 
 # Keyed by the reference's kind, e.g. "checkout" for references "checkout:<id>".
 PAYMENT_HOOKS: dict[str, PaymentHooks] = {}
+# Called with the (unlocked) payment before ``payment_apply_snapshot`` locks it, keyed like
+# PAYMENT_HOOKS: the owner of the reference locks its own rows first, because they come
+# before payments in the lock order of ``core.locks`` (a subscription and its order, a
+# checkout), and the settle hooks then find them held.
+PAYMENT_LOCK_HOOKS: dict[str, Callable[[Payment], None]] = {}
 # Called with customer_id= when a customer's default payment method changes (e.g. dunning retries now).
 CUSTOMER_PAYMENT_METHOD_HOOKS: list[Callable[..., object]] = []
 
@@ -159,6 +167,15 @@ def _amount_text(amount: int, currency: str) -> str:
         return f"{amount} {currency.upper()} (minor units)"
 
 
+def _lock(payment: Payment) -> Payment:
+    reference = Payment.objects.filter(pk=payment.pk).values_list("reference", flat=True).get()
+    lock_owner = PAYMENT_LOCK_HOOKS.get(reference.split(":", 1)[0])
+    if lock_owner is not None:
+        lock_owner(Payment(pk=payment.pk, reference=reference))
+    return lock_one(Payment, payment.pk)
+
+
+@retry_on_conflict
 @transaction.atomic
 def payment_apply_snapshot(
     *,
@@ -173,7 +190,7 @@ def payment_apply_snapshot(
     """Apply what the processor (or an operator) says about an attempt. ``amount_received`` and
     ``currency`` are what the processor says it collected; a success that differs from the
     payment is held for an operator instead of settling what it paid for."""
-    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    payment = _lock(payment)
     changed: set[str] = set()
     for name, value in (facts or {}).items():
         if name in FACT_FIELDS and value not in ("", None) and getattr(payment, name) in ("", None):
@@ -430,6 +447,7 @@ def payment_apply_outcome(*, payment: Payment, outcome: ChargeOutcome) -> Paymen
     )
 
 
+@retry_on_conflict
 @transaction.atomic
 def payment_record_manual(
     *,
@@ -471,17 +489,20 @@ def payment_record_manual(
     return payment
 
 
+@retry_on_conflict
 @transaction.atomic
 def customer_payment_method_saved(*, processor_customer_id: str, payment_method_id: str) -> Customer | None:
     """A card saved at the processor becomes the customer's default payment method."""
     if not processor_customer_id or not payment_method_id:
         return None
-    customer = Customer.objects.select_for_update().filter(stripe_customer_id=processor_customer_id).first()
-    if customer is None:
-        return None
-    if customer.default_payment_method_id != payment_method_id:
-        customer.default_payment_method_id = payment_method_id
-        customer.save(update_fields=["default_payment_method_id", "updated_at"])
-        for hook in CUSTOMER_PAYMENT_METHOD_HOOKS:
-            hook(customer_id=customer.pk)
+    customer = Customer.objects.filter(stripe_customer_id=processor_customer_id).first()
+    if customer is None or customer.default_payment_method_id == payment_method_id:
+        return customer
+    # The hooks touch the customer's orders, which come before the customer in the lock
+    # order (core.locks): they run first, then the customer row is locked and changed.
+    for hook in CUSTOMER_PAYMENT_METHOD_HOOKS:
+        hook(customer_id=customer.pk)
+    customer = customer_lock(customer.pk)
+    customer.default_payment_method_id = payment_method_id
+    customer.save(update_fields=["default_payment_method_id", "updated_at"])
     return customer

@@ -30,10 +30,13 @@ from billing.payments.models import Payment
 from billing.payments.processor import ProcessorError
 from billing.payments.services import processor_for
 from billing.refunds.models import Refund
+from billing.subscriptions.locks import order_lock_with_subscription
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
 from core.faults import crash_point
+from core.locks import lock_one
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.refunds")
 
@@ -207,11 +210,8 @@ def refund_preview(*, order: Order, amount: int | None = None, currency: str | N
 
 
 def _lock_order(order: Order) -> Order:
-    return (
-        Order.objects.select_for_update(of=("self",))
-        .select_related("organization", "customer")
-        .get(pk=order.pk)
-    )
+    # After its subscription, which a refund that revokes benefits changes too (core.locks).
+    return order_lock_with_subscription(order.pk, related=("organization", "customer"))
 
 
 def _recount(order: Order, payment: Payment | None) -> None:
@@ -247,6 +247,7 @@ def _revoke_benefits(order: Order, actor, reason: str) -> None:
         hook(order=order)
 
 
+@retry_on_conflict
 def refund_create(
     *,
     order: Order,
@@ -428,6 +429,7 @@ MOVES = {
 }
 
 
+@retry_on_conflict
 def refund_apply_outcome(
     *,
     refund: Refund,
@@ -448,12 +450,8 @@ def refund_apply_outcome(
         raise InvalidInput(f"Unknown refund status {status!r}.", field="status")
     with transaction.atomic():
         order_id = Refund.objects.filter(pk=refund.pk).values_list("order_id", flat=True).get()
-        order = Order.objects.select_for_update(of=("self",)).get(pk=order_id)  # order first, as create
-        refund = (
-            Refund.objects.select_for_update(of=("self",))
-            .select_related("organization", "customer", "payment")
-            .get(pk=refund.pk)
-        )
+        order = order_lock_with_subscription(order_id)  # the order first, as refund_create
+        refund = lock_one(Refund.objects.select_related("organization", "customer", "payment"), refund.pk)
         changed: set[str] = set()
         if processor_refund_id and not refund.processor_refund_id:
             refund.processor_refund_id, changed = processor_refund_id, changed | {"processor_refund_id"}

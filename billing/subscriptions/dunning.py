@@ -14,13 +14,17 @@ from uuid import UUID
 from django.db import transaction
 
 from billing.ledger.services import ledger_post_order_paid
+from billing.orders.locks import order_lock
 from billing.orders.models import BillingReason, Order
 from billing.orders.selectors import PAYMENT_IN_FLIGHT, orders_due_for_attempt
 from billing.orders.services import invoice_number_assign
 from billing.payments import services as payments
 from billing.payments.models import Payment
+from billing.subscriptions.locks import subscription_lock
 from billing.subscriptions.models import Subscription
 from core import clock
+from core.locks import lock_one
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.dunning")
 
@@ -42,12 +46,13 @@ IN_FLIGHT = PAYMENT_IN_FLIGHT
 COLLECTION_LEASE = timedelta(minutes=10)
 
 
+@retry_on_conflict
 @transaction.atomic
 def _payment_for(order_id: UUID, trigger: str) -> tuple[Payment | None, bool]:
     """The attempt to collect now and whether it is new. An attempt already in flight is
     reused, never doubled; an automatic attempt starts only if the order's next attempt is due
     (a concurrent collector that got there first has leased it)."""
-    order = Order.objects.select_for_update().select_related("customer", "organization").get(pk=order_id)
+    order = order_lock(order_id, related=("customer", "organization"))
     if order.status != Order.Status.PENDING or order.due <= 0 or order.payment_hold:
         return None, False  # a held order waits for an operator: charging again could take the money twice
     in_flight = (
@@ -103,12 +108,7 @@ def _order_of(payment: Payment) -> Order | None:
     order_id = payments.reference_id(payment, "order")
     if order_id is None:
         return None
-    return (
-        Order.objects.select_for_update(of=("self",))
-        .select_related("subscription", "organization")
-        .filter(pk=order_id)
-        .first()
-    )
+    return order_lock(order_id, related=("subscription", "organization"))  # after its subscription
 
 
 def order_payment_succeeded(payment: Payment) -> None:
@@ -124,7 +124,7 @@ def order_payment_succeeded(payment: Payment) -> None:
     ledger_post_order_paid(order=order)
     subscription = order.subscription
     if subscription is not None:
-        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        subscription = subscription_lock(subscription.pk, related=())
         if subscription.status in (Subscription.Status.PAST_DUE, Subscription.Status.UNPAID):
             subscription.status = Subscription.Status.ACTIVE
             subscription.past_due_at = None
@@ -150,9 +150,7 @@ def order_payment_failed(payment: Payment) -> None:
         return  # a newer attempt decides
     now = clock.now()
     subscription = (
-        Subscription.objects.select_for_update().get(pk=order.subscription_id)
-        if order.subscription_id
-        else None
+        subscription_lock(order.subscription_id, related=("organization",)) if order.subscription_id else None
     )
     if subscription is not None and subscription.status in (
         Subscription.Status.ACTIVE,
@@ -267,10 +265,8 @@ def benefits_revoke_due(*, limit: int = 500) -> int:
     due = Subscription.objects.filter(benefits_revoke_at__lte=now).values_list("pk", flat=True)[:limit]
     for subscription_id in list(due):
         with transaction.atomic():
-            subscription = (
-                Subscription.objects.select_for_update(skip_locked=True)
-                .filter(pk=subscription_id, benefits_revoke_at__lte=now)
-                .first()
+            subscription = lock_one(
+                Subscription.objects.filter(benefits_revoke_at__lte=now), subscription_id, skip_locked=True
             )
             if subscription is None:
                 continue

@@ -1,7 +1,7 @@
 """Renewals: find subscriptions whose period ended, claim them in chunks, cycle each once.
 
-The claim is a conditional UPDATE of ``renewal_claimed_at`` over ``FOR UPDATE SKIP LOCKED``
-rows, so any number of workers share the work without coordination; a claim older than
+The claim is a conditional UPDATE of ``renewal_claimed_at`` over
+``FOR NO KEY UPDATE SKIP LOCKED`` rows, so any number of workers share the work without coordination; a claim older than
 ``CLAIM_TTL`` (a killed worker) is taken again. A chunk is cycled in one transaction with
 bulk writes; the unique (subscription, period_start, billing_reason) constraint on orders
 makes a second order for a period impossible even if every other guard failed. Every order
@@ -23,6 +23,7 @@ from accounts.models import Customer, Organization
 from billing.catalog.models import Discount, Price, Product
 from billing.catalog.pricing import price_subtotal
 from billing.ledger.wallet import wallet_apply, wallet_funded_customers, wallet_lock_available
+from billing.orders.locks import invoice_counters_lock
 from billing.orders.models import BillingReason, Order
 from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
 from billing.subscriptions.models import BillingEntry, Subscription
@@ -30,6 +31,8 @@ from billing.subscriptions.periods import period_end_after
 from core import clock
 from core.bulk import copy_insert
 from core.faults import crash_point
+from core.locks import lock_many
+from core.retry import retry_on_conflict
 
 logger = logging.getLogger("recur.renewals")
 
@@ -50,7 +53,7 @@ def renewals_claim(*, now: datetime, limit: int = CHUNK) -> list[UUID]:
                   AND (renewal_claimed_at IS NULL OR renewal_claimed_at < %s)
                 ORDER BY current_period_end
                 LIMIT %s
-                FOR UPDATE SKIP LOCKED
+                FOR NO KEY UPDATE SKIP LOCKED
             )
             RETURNING id
             """,
@@ -201,9 +204,12 @@ def _apply_wallets(drafts: list[DraftOrder]) -> None:
     """Let customers' wallets pay their orders: one query per chunk finds the customers whose
     wallet holds money; only those are locked and read (in the chunk's transaction)."""
     funded = wallet_funded_customers(d.order.customer_id for d in drafts if d.order.total > 0)
-    if not funded:
+    # Customers whose order credits their wallet are locked with them, before any ledger
+    # balance or invoice counter (the lock order of core.locks).
+    credited = {(d.order.customer_id, d.order.currency) for d in drafts if d.wallet_credit > 0}
+    if not funded and not credited:
         return
-    available = wallet_lock_available(funded)
+    available = wallet_lock_available(funded | credited)
     for draft in drafts:
         key = (draft.order.customer_id, draft.order.currency)
         if available.get(key, 0):  # money to spend, or owed money to collect
@@ -212,6 +218,8 @@ def _apply_wallets(drafts: list[DraftOrder]) -> None:
 
 def _save(drafts: list[DraftOrder], subscriptions: list[Subscription], now: datetime) -> list[UUID]:
     _apply_wallets(drafts)
+    # Orders paid at once are numbered below: the chunk's counters in one ordered lock.
+    invoice_counters_lock(d.order.organization_id for d in drafts if d.order.due <= 0 <= d.order.total)
     for draft in drafts:
         draft_order_settle(draft, now)  # nothing to collect: paid at once, numbered here
     copy_insert([d.order for d in drafts])
@@ -252,15 +260,14 @@ def _attach_related(subscriptions: list[Subscription]) -> None:
                 setattr(subscription, name, objects[related_id])
 
 
+@retry_on_conflict
 def renewals_cycle(*, ids: list[UUID], now: datetime | None = None, collect: bool = True) -> CycleResult:
     """Cycle these claimed subscriptions in one transaction; payments are enqueued after commit."""
     now = now or clock.now()
     result = CycleResult()
     with transaction.atomic():
-        subscriptions = list(
-            Subscription.objects.select_for_update()
-            .filter(pk__in=ids, status__in=RENEWING, current_period_end__lte=now)
-            .order_by("pk")
+        subscriptions = lock_many(
+            Subscription.objects.filter(status__in=RENEWING, current_period_end__lte=now), ids
         )
         _attach_related(subscriptions)
         pending: dict[UUID, list[BillingEntry]] = defaultdict(list)

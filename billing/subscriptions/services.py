@@ -10,18 +10,20 @@ from billing.catalog.models import Discount
 from billing.checkout.models import Checkout
 from billing.ledger.postings import ledger_post_wallet_credit
 from billing.ledger.wallet import wallet_apply
+from billing.orders.locks import order_lock
 from billing.orders.models import BillingReason, Order, OrderItem
 from billing.payments.models import Payment
 from billing.payments.services import payments_hold_release
 from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
 from billing.subscriptions.changes import CHANGEABLE, ChangePlan, change_plan, check_changeable
+from billing.subscriptions.locks import subscription_lock
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import boundary, months_per_period
 from billing.subscriptions.proration import revoke_credit_amounts
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
-from core.locking import lock_row
+from core.retry import retry_on_conflict
 
 
 def discount_periods_for(discount: Discount | None, interval: str, count: int) -> int | None:
@@ -79,11 +81,7 @@ CANCELLATION_REASONS = (
 
 
 def _lock(subscription: Subscription) -> Subscription:
-    return lock_row(
-        Subscription.objects.all(),
-        subscription.pk,
-        related=("organization", "customer", "product", "price", "discount"),
-    )
+    return subscription_lock(subscription.pk)
 
 
 def _audit(actor, action: str, subscription: Subscription, reason: str = "", **data) -> None:
@@ -117,6 +115,7 @@ def subscription_change_preview(
     )
 
 
+@retry_on_conflict
 def subscription_change(
     *,
     subscription: Subscription,
@@ -195,6 +194,7 @@ def _collect_after_commit(order: Order, *, trigger: str = Payment.Trigger.CYCLE)
     transaction.on_commit(lambda: collect_order_payment.delay(str(order.pk), trigger), robust=True)
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_cancel(
     *, subscription: Subscription, reason: str = "", comment: str = "", actor=None
@@ -216,6 +216,7 @@ def subscription_cancel(
     return subscription
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_uncancel(*, subscription: Subscription, actor=None) -> Subscription:
     subscription = _lock(subscription)
@@ -242,6 +243,7 @@ def subscription_revoke_preview(*, subscription: Subscription) -> tuple[int, int
     return revoke_credit(subscription, clock.now())
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_revoke(
     *, subscription: Subscription, reason: str = "", credit: bool = False, actor=None
@@ -282,6 +284,7 @@ def subscription_revoke(
 RESTORABLE_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.TRIALING)
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_restore(
     *, subscription: Subscription, status: str, reason: str = "", actor=None
@@ -307,6 +310,7 @@ def subscription_restore(
     return subscription
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_pause(*, subscription: Subscription, actor=None) -> Subscription:
     """Pause at the end of the period: no renewals until resumed."""
@@ -320,6 +324,7 @@ def subscription_pause(*, subscription: Subscription, actor=None) -> Subscriptio
     return subscription
 
 
+@retry_on_conflict
 def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subscription, Order | None]:
     """Undo a scheduled pause, or restart a paused subscription with a new period from now."""
     order = None
@@ -378,6 +383,7 @@ def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subs
     return subscription, order
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_trial_extend(*, subscription: Subscription, trial_end: datetime, actor=None) -> Subscription:
     subscription = _lock(subscription)
@@ -410,6 +416,7 @@ def subscription_trial_end_now(*, subscription: Subscription, actor=None) -> Sub
     return subscription
 
 
+@retry_on_conflict
 @transaction.atomic
 def subscription_period_end_correct(
     *, subscription: Subscription, period_end: datetime, actor, reason: str
@@ -446,6 +453,7 @@ def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) 
     return order_payment_collect(order_id=order.pk, trigger=trigger)
 
 
+@retry_on_conflict
 @transaction.atomic
 def order_payment_hold_release(*, order: Order, actor, reason: str) -> Order:
     """An operator dealt with a held payment (the processor took another amount or currency;
@@ -453,7 +461,7 @@ def order_payment_hold_release(*, order: Order, actor, reason: str) -> Order:
     once. The held payment keeps its hold reason: it never counts as paying the order. Audited."""
     if not reason.strip():
         raise InvalidInput("Say what was done about the held payment.", field="reason", code="required")
-    order = Order.objects.select_for_update().get(pk=order.pk)
+    order = order_lock(order.pk)
     if not order.payment_hold:
         raise Conflict("This order's collection is not held.", code="order_not_held")
     held = order.payment_hold
@@ -473,6 +481,7 @@ def order_payment_hold_release(*, order: Order, actor, reason: str) -> Order:
     return order
 
 
+@retry_on_conflict
 def subscription_discount_change(
     *, subscription: Subscription, discount_code: str | None, actor=None
 ) -> Subscription:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from core.api.parsers import too_large
 from core.errors import ServiceError
+from core.retry import ConcurrentUpdate, is_transient
 
 logger = logging.getLogger("recur.api")
 
@@ -81,6 +82,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
         exc = too_large()
+    elif is_transient(exc):
+        # A race a service did not retry (or kept losing): the caller may simply try again.
+        logger.warning("concurrent update reached the API: %s", exc)
+        exc = ConcurrentUpdate()
+        return Response(error_body(exc.status, exc.code, exc.detail, type_=exc.type), status=exc.status)
     elif isinstance(exc, DataError):
         # A value the serializer let through but the column refuses: still the caller's fault.
         logger.warning("data error reached the database: %s", exc)

@@ -96,9 +96,14 @@ def idempotency_begin(request) -> IdempotencyRecord | None:
     raise IdempotentReplay(record)
 
 
+def _lost_a_race(response: Response) -> bool:
+    data = getattr(response, "data", None)
+    return response.status_code == 409 and isinstance(data, dict) and data.get("code") == "concurrent_update"
+
+
 def idempotency_finish(record: IdempotencyRecord, response: Response) -> None:
-    if response.status_code >= 500:
-        record.delete()
+    if response.status_code >= 500 or _lost_a_race(response):
+        record.delete()  # nothing was done: the client may retry with the same key
         return
     body = None
     if getattr(response, "data", None) is not None:
