@@ -10,7 +10,7 @@ from billing.orders.models import Order
 from billing.orders.selectors import orders_due_unscheduled
 from billing.orders.services import Line, order_create
 
-migration = importlib.import_module("billing.orders.migrations.0003_h2_schedule_stranded_orders")
+migration = importlib.import_module("billing.orders.migrations.0004_schedule_stranded_orders")
 
 
 @pytest.mark.django_db

@@ -7,9 +7,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_h3_dispute_won_restores_access'),
+        ('accounts', '0004_dispute_won_restores_access'),
         ('orders', '0002_order_dunning_attempts_order_dunning_deadline_and_more'),
-        ('payments', '0005_h3_processor_amount_refunded'),
+        ('payments', '0005_processor_amount_refunded'),
         ("refunds", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

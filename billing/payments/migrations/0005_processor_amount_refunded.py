@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("payments", "0004_h1_settlement_and_hold"),
+        ("payments", "0004_settlement_and_hold"),
     ]
 
     operations = [

@@ -34,6 +34,6 @@ $$;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ledger", "0004_transaction_refund_adjustments")]
+    dependencies = [("ledger", "0005_dispute_fee_reversal")]
 
     operations = [migrations.RunSQL(ORDERED_SQL, UNORDERED_SQL)]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("orders", "0004_h2_schedule_stranded_orders"),
+        ("orders", "0004_schedule_stranded_orders"),
     ]
 
     operations = [

@@ -13,7 +13,7 @@ WHERE status = 'pending' AND due > 0
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0003_h1_payment_hold"),
+        ("orders", "0003_payment_hold"),
     ]
 
     operations = [migrations.RunSQL(SCHEDULE_STRANDED, reverse_sql=migrations.RunSQL.noop)]

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_organization_dispute_settings'),
-        ('orders', '0002_order_dunning_attempts_order_dunning_deadline_and_more'),
+        ("orders", "0005_order_carried_forward"),
     ]
 
     operations = [

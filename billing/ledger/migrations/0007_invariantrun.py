@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("ledger", "0005_h3_dispute_fee_reversal"),
+        ("ledger", "0006_ordered_balance_locks"),
     ]
 
     operations = [

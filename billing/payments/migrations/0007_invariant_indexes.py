@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_organization_dispute_settings'),
-        ("payments", "0006_h4_payment_trigger_subscription_change"),
+        ("payments", "0006_payment_trigger_subscription_change"),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
         ('accounts', '0003_organization_dispute_settings'),
         ('catalog', '0002_initial'),
         ('checkout', '0001_initial'),
-        ("orders", "0005_h4_order_carried_forward"),
+        ("orders", "0006_invoice_counter"),
         ('subscriptions', '0002_billingentry_subscription_benefits_revoke_at_and_more'),
     ]
 

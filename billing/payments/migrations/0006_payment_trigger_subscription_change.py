@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("payments", "0005_h3_processor_amount_refunded"),
+        ("payments", "0005_processor_amount_refunded"),
     ]
 
     operations = [
