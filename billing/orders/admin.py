@@ -27,6 +27,7 @@ from billing.disputes.backoffice import disputes_table
 from billing.money import format_amount, get_currency
 from billing.orders.models import Order
 from billing.orders.selectors import order_payments
+from billing.orders.services import order_payment_hold_release
 from billing.payments.admin import payment_status_badge
 from billing.payments.models import Payment
 from billing.refunds.backoffice import RefundOrder, refunds_table
@@ -289,8 +290,6 @@ class ReleasePaymentHold(ModalAction):
         ]
 
     def perform(self, request, obj: Order, form):
-        from billing.subscriptions.services import order_payment_hold_release
-
         return order_payment_hold_release(order=obj, actor=request.user, reason=form.cleaned_data["reason"])
 
     def get_success_message(self, request, obj: Order, result) -> str:

@@ -8,9 +8,13 @@ from django.db import transaction
 from accounts.models import Customer, Organization
 from billing.ledger.services import ledger_post_order_paid
 from billing.money import percentage_of
-from billing.orders.locks import invoice_counters_lock
+from billing.orders.locks import invoice_counters_lock, order_lock
 from billing.orders.models import InvoiceCounter, Order, OrderItem
+from billing.payments.services import payments_hold_release
 from core import clock
+from core.audit import audit_record
+from core.errors import Conflict, InvalidInput
+from core.retry import retry_on_conflict
 
 
 @dataclass(frozen=True)
@@ -103,4 +107,32 @@ def order_create(
     )
     if paid:
         ledger_post_order_paid(order=order)
+    return order
+
+
+@retry_on_conflict
+@transaction.atomic
+def order_payment_hold_release(*, order: Order, actor, reason: str) -> Order:
+    """An operator dealt with a held payment (the processor took another amount or currency;
+    typically refunded in full at the processor): collection resumes with a new attempt at
+    once. The held payment keeps its hold reason: it never counts as paying the order. Audited."""
+    if not reason.strip():
+        raise InvalidInput("Say what was done about the held payment.", field="reason", code="required")
+    order = order_lock(order.pk)
+    if not order.payment_hold:
+        raise Conflict("This order's collection is not held.", code="order_not_held")
+    held = order.payment_hold
+    order.payment_hold = ""
+    if order.status == Order.Status.PENDING and order.due > 0:
+        order.next_payment_attempt_at = clock.now()
+    order.save(update_fields=["payment_hold", "next_payment_attempt_at", "updated_at"])
+    payments_hold_release(reference=order.reference)
+    audit_record(
+        actor=actor,
+        action="order.release_payment_hold",
+        target=order,
+        organization=order.organization,
+        reason=reason,
+        data={"hold": held},
+    )
     return order

@@ -10,10 +10,8 @@ from billing.catalog.models import Discount
 from billing.checkout.models import Checkout
 from billing.ledger.postings import ledger_post_wallet_credit
 from billing.ledger.wallet import wallet_apply
-from billing.orders.locks import order_lock
 from billing.orders.models import BillingReason, Order, OrderItem
 from billing.payments.models import Payment
-from billing.payments.services import payments_hold_release
 from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
 from billing.subscriptions.changes import CHANGEABLE, ChangePlan, change_plan, check_changeable
 from billing.subscriptions.locks import subscription_lock
@@ -451,34 +449,6 @@ def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) 
     if actor is not None:
         audit_record(actor=actor, action="order.retry_payment", target=order, organization=order.organization)
     return order_payment_collect(order_id=order.pk, trigger=trigger)
-
-
-@retry_on_conflict
-@transaction.atomic
-def order_payment_hold_release(*, order: Order, actor, reason: str) -> Order:
-    """An operator dealt with a held payment (the processor took another amount or currency;
-    typically refunded in full at the processor): collection resumes with a new attempt at
-    once. The held payment keeps its hold reason: it never counts as paying the order. Audited."""
-    if not reason.strip():
-        raise InvalidInput("Say what was done about the held payment.", field="reason", code="required")
-    order = order_lock(order.pk)
-    if not order.payment_hold:
-        raise Conflict("This order's collection is not held.", code="order_not_held")
-    held = order.payment_hold
-    order.payment_hold = ""
-    if order.status == Order.Status.PENDING and order.due > 0:
-        order.next_payment_attempt_at = clock.now()
-    order.save(update_fields=["payment_hold", "next_payment_attempt_at", "updated_at"])
-    payments_hold_release(reference=order.reference)
-    audit_record(
-        actor=actor,
-        action="order.release_payment_hold",
-        target=order,
-        organization=order.organization,
-        reason=reason,
-        data={"hold": held},
-    )
-    return order
 
 
 @retry_on_conflict
