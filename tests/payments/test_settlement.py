@@ -196,4 +196,4 @@ def test_the_beat_task_runs_the_sweeper(make_payment):
 
     assert any(s.task == "payments.settle_stale_payments" for s in SCHEDULES)
     make_payment(reference="order:quiet")
-    assert settle_stale_payments.apply().get() == 0
+    assert settle_stale_payments.apply().result == 0
