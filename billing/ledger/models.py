@@ -179,16 +179,34 @@ class InvariantRun(models.Model):
 
 class LedgerBalance(models.Model):
     """The running balance of one organization- or customer-owned account, kept by the
-    database: an AFTER INSERT trigger on entries adds each amount, so reading a merchant's
-    balance is one row, not a sum over every entry. Only the triggers write it (direct
-    updates and deletes are refused). Platform accounts, which every payment touches,
-    have no row (a hot row would serialize all payments); their balance is summed.
-    Reconciliation checks every row against the sum of its entries."""
+    database: an AFTER INSERT trigger on entries adds each posting's amounts, so reading a
+    merchant's balance is at most ``SLOTS`` rows, not a sum over every entry. Only the
+    triggers write it (direct updates and deletes are refused). Platform accounts, which
+    every payment touches, have no row (a hot row would serialize all payments); their
+    balance is summed. Reconciliation checks every account's slots against its entries.
 
-    account = models.OneToOneField(
-        LedgerAccount, primary_key=True, on_delete=models.PROTECT, related_name="running_balance"
+    An organization-owned account (the merchant balance) is striped over ``SLOTS`` rows: a
+    posting adds to the slot its transaction id hashes to (``ledger_balance_slot``), so
+    concurrent postings of one merchant rarely wait for each other's commit. A customer's
+    wallet keeps slot 0 only: its postings are serialized by the customer lock anyway.
+    The account's balance is the sum over its slots; slot rows are created on first use."""
+
+    SLOTS = 8
+
+    pk = models.CompositePrimaryKey("account", "slot")
+    # The primary key (account, slot) indexes the account.
+    account = models.ForeignKey(
+        LedgerAccount, on_delete=models.PROTECT, related_name="running_balances", db_index=False
     )
+    slot = models.SmallIntegerField(default=0)
     balance = models.BigIntegerField(default=0)
 
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(slot__gte=0, slot__lt=8), name="ledger_balance_slot_range"
+            ),
+        ]
+
     def __str__(self) -> str:
-        return f"{self.account}: {self.balance}"
+        return f"{self.account} [{self.slot}]: {self.balance}"

@@ -2,8 +2,8 @@
 for liability and revenue accounts return what is owed/earned as a positive number.
 
 Organization- and customer-owned accounts have a running balance kept by a database
-trigger (``LedgerBalance``), so a merchant's balance is one row however many entries it
-has; the available balance adds a scan of the hold window only. Platform accounts are
+trigger (``LedgerBalance``, striped over at most ``LedgerBalance.SLOTS`` rows per account:
+readers sum the slots), so a merchant's balance is a few rows however many entries it has; the available balance adds a scan of the hold window only. Platform accounts are
 summed over the covering index ``ledger_entry_balance_idx``.
 """
 
@@ -41,8 +41,10 @@ def _sum(account_id, condition: Q | None = None) -> int:
 def _balance(account_id) -> int:
     if account_id is None:
         return 0
-    running = LedgerBalance.objects.filter(account_id=account_id).values_list("balance", flat=True).first()
-    return int(running) if running is not None else _sum(account_id)
+    running = LedgerBalance.objects.filter(account_id=account_id).aggregate(
+        total=Sum("balance"), slots=Count("slot")
+    )
+    return int(running["total"]) if running["slots"] else _sum(account_id)
 
 
 def entries_sum(account: LedgerAccount) -> int:
@@ -107,14 +109,13 @@ def organization_balances(organization: Organization, at: datetime) -> list[dict
             customer__isnull=True,
             kind__in=[Kind.MERCHANT_BALANCE, Kind.MERCHANT_PAYOUTS_IN_TRANSIT],
         )
-        .select_related("running_balance")
+        .annotate(running=Sum("running_balances__balance"), slots=Count("running_balances"))
         .order_by("currency", "kind")
     )
     owed: dict[str, int] = {}
     in_transit: dict[str, int] = {}
     for account in accounts:
-        running = getattr(account, "running_balance", None)
-        amount = -(running.balance if running is not None else _sum(account.pk))
+        amount = -(account.running if account.slots else _sum(account.pk))
         (owed if account.kind == Kind.MERCHANT_BALANCE else in_transit)[account.currency] = amount
     rows = []
     for currency in sorted(owed):

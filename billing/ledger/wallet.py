@@ -96,7 +96,8 @@ def wallet_balances(customer: Customer) -> list[WalletBalance]:
     Two queries whatever the number of currencies."""
     balances = dict(
         LedgerBalance.objects.filter(account__kind=Kind.CUSTOMER_WALLET, account__customer=customer)
-        .values_list("account__currency", "balance")
+        .values_list("account__currency")
+        .annotate(total=Sum("balance"))
         .order_by("account__currency")
     )
     reserved = dict(
@@ -129,11 +130,15 @@ def wallet_funded_customers(customer_ids: Iterable[UUID]) -> set[tuple[UUID, str
     ids = list(set(customer_ids))
     if not ids:
         return set()
-    return set(
-        LedgerBalance.objects.filter(account__kind=Kind.CUSTOMER_WALLET, account__customer_id__in=ids)
-        .exclude(balance=0)
+    return {
+        (customer_id, currency)
+        for customer_id, currency, _ in LedgerBalance.objects.filter(
+            account__kind=Kind.CUSTOMER_WALLET, account__customer_id__in=ids
+        )
         .values_list("account__customer_id", "account__currency")
-    )
+        .annotate(total=Sum("balance"))
+        .exclude(total=0)
+    }
 
 
 def wallet_lock_available(pairs: Iterable[tuple[UUID, str]]) -> dict[tuple[UUID, str], int]:
@@ -148,7 +153,9 @@ def wallet_lock_available(pairs: Iterable[tuple[UUID, str]]) -> dict[tuple[UUID,
         (customer_id, currency): -int(balance)
         for customer_id, currency, balance in LedgerBalance.objects.filter(
             account__kind=Kind.CUSTOMER_WALLET, account__customer_id__in=customer_ids
-        ).values_list("account__customer_id", "account__currency", "balance")
+        )
+        .values_list("account__customer_id", "account__currency")
+        .annotate(total=Sum("balance"))
     }
     reserved: dict[tuple[UUID, str], int] = defaultdict(int)
     for customer_id, currency, total in (

@@ -94,7 +94,8 @@ def _running_balances() -> list[dict]:
     rows = _rows(
         """
         SELECT b.account_id, b.balance, COALESCE(SUM(e.amount), 0)
-          FROM ledger_ledgerbalance b
+          FROM (SELECT account_id, SUM(balance) AS balance
+                  FROM ledger_ledgerbalance GROUP BY account_id) AS b
           LEFT JOIN ledger_ledgerentry e ON e.account_id = b.account_id
          GROUP BY b.account_id, b.balance
         HAVING b.balance <> COALESCE(SUM(e.amount), 0)
