@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "djstripe",
     "core",
+    "core.events",
     "accounts",
     "billing.payments",
     "billing.catalog",

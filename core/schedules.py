@@ -112,3 +112,11 @@ SCHEDULES += (
         description="Asks Stripe about payments still in flight after a few minutes and applies its answer.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: sweep domain events",
+        "events.sweep",
+        every=timedelta(minutes=1),
+        description="Dispatches events whose task was lost and re-runs consumers left pending or due a retry.",
+    ),
+)

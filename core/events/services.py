@@ -1,0 +1,245 @@
+"""Record domain events with the change that caused them, and run their consumers."""
+
+import json
+import logging
+import random
+import traceback
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+
+from core import clock
+from core.audit import audit_record
+from core.errors import InvalidInput
+from core.events.models import Event, EventHandling
+from core.events.registry import REGISTRY, event_type, kind_of
+from core.faults import crash_point
+
+logger = logging.getLogger("recur.events")
+
+STALE_AFTER = timedelta(minutes=1)  # a pending row this old lost its message
+SWEEP_BATCH = 500
+TASK_BATCH = 100
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def _json(data) -> dict:
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def _require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record events inside the transaction of the change they describe")
+
+
+def _dispatch_after_commit(ids: list[int]) -> None:
+    if ids:
+        from core.events.tasks import dispatch_events  # tasks import this module
+
+        transaction.on_commit(lambda: dispatch_events.delay(ids))
+
+
+def event_record(*, type: str, obj: models.Model, organization=None, data: dict | None = None) -> Event:
+    """Record that ``type`` happened to ``obj``, in the caller's transaction. ``data`` is the
+    object's representation; by default its registered serializer's (the API's GET)."""
+    _require_transaction()
+    spec = event_type(type)
+    kind = kind_of(obj)
+    if spec.object_type != kind.name:
+        raise LookupError(f"{type} is an event of {spec.object_type}, not of {kind.name}")
+    event = Event.objects.create(
+        organization=organization or obj.organization,
+        type=type,
+        object_type=kind.name,
+        object_id=str(obj.pk),
+        data=_json(data if data is not None else kind.serializer(obj).data),
+        occurred_at=clock.now(),
+    )
+    _dispatch_after_commit([event.pk])
+    return event
+
+
+def events_record_bulk(*, type: str, objects: Iterable[models.Model] | models.QuerySet) -> list[Event]:
+    """One event of ``type`` per object, serialized together and inserted in one statement
+    (the renewal path). A query set is first given its kind's ``prepare`` (related rows)."""
+    _require_transaction()
+    spec = event_type(type)
+    kind = REGISTRY.kinds[spec.object_type]
+    if isinstance(objects, models.QuerySet) and kind.prepare:
+        objects = kind.prepare(objects)
+    objects = list(objects)
+    if not objects:
+        return []
+    payloads = _json(kind.serializer(objects, many=True).data)
+    now = clock.now()
+    events = Event.objects.bulk_create(
+        [
+            Event(
+                organization_id=obj.organization_id,
+                type=type,
+                object_type=kind.name,
+                object_id=str(obj.pk),
+                data=data,
+                occurred_at=now,
+            )
+            for obj, data in zip(objects, payloads, strict=True)
+        ]
+    )
+    _dispatch_after_commit([e.pk for e in events])
+    return events
+
+
+def event_envelope(event: Event) -> dict:
+    """The event as integrators see it (webhook bodies, the events API)."""
+    return {
+        "id": event.public_id,
+        "type": event.type,
+        "created_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "organization_id": str(event.organization_id),
+        "data": event.data,
+    }
+
+
+# --- running consumers ---------------------------------------------------------------------
+
+
+def events_dispatch(*, event_ids: Sequence[int]) -> list[int]:
+    """Write the handlings of events not yet dispatched (one per consumer of its type) and
+    mark them dispatched; returns the new handlings' ids, in event order."""
+    with transaction.atomic():
+        events = list(
+            Event.objects.filter(pk__in=event_ids, dispatched_at__isnull=True)
+            .select_for_update(skip_locked=True)
+            .only("pk", "type")
+            .order_by("pk")
+        )
+        if not events:
+            return []
+        now = clock.now()
+        rows = [
+            EventHandling(event_id=e.pk, consumer=c.name, created_at=now)
+            for e in events
+            for c in REGISTRY.consumers_of(e.type)
+        ]
+        EventHandling.objects.bulk_create(rows, ignore_conflicts=True)
+        Event.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=now)
+    return list(
+        EventHandling.objects.filter(event_id__in=[e.pk for e in events], status=EventHandling.Status.PENDING)
+        .order_by("event_id", "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    base = min(MAX_BACKOFF.total_seconds(), 10 * 2 ** (attempts - 1))
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+def event_handle(*, handling_id: int) -> bool:
+    """Run one consumer on one event unless done or being run; True when it ran and succeeded."""
+    try:
+        with transaction.atomic():
+            handling = (
+                EventHandling.objects.select_for_update(skip_locked=True)
+                .select_related("event")
+                .exclude(status=EventHandling.Status.DONE)
+                .filter(pk=handling_id)
+                .first()
+            )
+            if handling is None:
+                return False
+            consumer = REGISTRY.consumers.get(handling.consumer)
+            if consumer is None:
+                raise LookupError(f"no consumer named {handling.consumer!r} is registered")
+            consumer.handle(handling.event)
+            crash_point("events.consumer_ran")  # before the done mark commits
+            handling.status = EventHandling.Status.DONE
+            handling.done_at = clock.now()
+            handling.attempts += 1
+            handling.error = ""
+            handling.next_attempt_at = None
+            handling.save(update_fields=["status", "done_at", "attempts", "error", "next_attempt_at"])
+            return True
+    except Exception as exc:
+        _record_failure(handling_id, exc)
+        return False
+
+
+def _record_failure(handling_id: int, exc: Exception) -> None:
+    with transaction.atomic():
+        handling = EventHandling.objects.select_for_update().filter(pk=handling_id).first()
+        if handling is None or handling.status == EventHandling.Status.DONE:
+            return
+        consumer = REGISTRY.consumers.get(handling.consumer)
+        handling.attempts += 1
+        handling.status = EventHandling.Status.FAILED
+        handling.error = "".join(traceback.format_exception(exc))[-4000:]
+        gives_up = consumer is None or handling.attempts >= consumer.max_attempts
+        handling.next_attempt_at = None if gives_up else clock.now() + _retry_delay(handling.attempts)
+        handling.save(update_fields=["attempts", "status", "error", "next_attempt_at"])
+    logger.warning(
+        "event consumer %s failed on event %s (attempt %s%s): %s",
+        handling.consumer,
+        handling.event_id,
+        handling.attempts,
+        ", giving up" if gives_up else "",
+        exc,
+    )
+
+
+def events_process(*, event_ids: Sequence[int]) -> int:
+    """Dispatch events and run their consumers (the after-commit task); returns handlings run."""
+    ran = 0
+    for handling_id in events_dispatch(event_ids=event_ids):
+        ran += event_handle(handling_id=handling_id)
+    return ran
+
+
+def events_sweep() -> int:
+    """Find the work a lost message or a killed worker left: events never dispatched,
+    handlings still pending, failed handlings whose retry is due. Enqueues it in batches."""
+    from core.events.tasks import dispatch_events, handle_events  # tasks import this module
+
+    now = clock.now()
+    stale = now - STALE_AFTER
+    event_ids = list(
+        Event.objects.filter(dispatched_at__isnull=True, occurred_at__lt=stale)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    open_ids = list(
+        EventHandling.objects.filter(
+            models.Q(status=EventHandling.Status.PENDING, created_at__lt=stale)
+            | models.Q(status=EventHandling.Status.FAILED, next_attempt_at__lte=now)
+        )
+        .order_by("event_id", "pk")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for i in range(0, len(event_ids), TASK_BATCH):
+        dispatch_events.delay(event_ids[i : i + TASK_BATCH])
+    for i in range(0, len(open_ids), TASK_BATCH):
+        handle_events.delay(open_ids[i : i + TASK_BATCH])
+    return len(event_ids) + len(open_ids)
+
+
+@transaction.atomic
+def event_handling_retry(*, handling: EventHandling, actor) -> EventHandling:
+    """An operator asks a failed (or given-up) handling to run again now; audited."""
+    handling = EventHandling.objects.select_for_update().get(pk=handling.pk)
+    if handling.status == EventHandling.Status.DONE:
+        raise InvalidInput("This handling already succeeded.", code="already_done")
+    handling.status = EventHandling.Status.PENDING
+    handling.next_attempt_at = None
+    handling.save(update_fields=["status", "next_attempt_at"])
+    audit_record(
+        actor=actor,
+        action="event_handling.retry",
+        target=handling,
+        data={"consumer": handling.consumer, "event": handling.event_id},
+    )
+    from core.events.tasks import handle_events  # tasks import this module
+
+    transaction.on_commit(lambda: handle_events.delay([handling.pk]))
+    return handling
