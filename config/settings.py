@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "billing.ledger",
     "billing.refunds",
     "billing.disputes",
+    "billing.webhooks",
 ]
 
 MIDDLEWARE = [
