@@ -159,6 +159,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # `?format=` is not a switch here (JSON only): it is an unknown parameter like any other, a 400.
+    "URL_FORMAT_OVERRIDE": None,
     "PAGE_SIZE": 20,
 }
 # Requests per minute allowed to one access token.
