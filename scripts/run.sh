@@ -77,5 +77,5 @@ announce_when_ready() {
 }
 
 echo "Starting web, worker, beat and localstripe (Ctrl-C stops them all)..."
-announce_when_ready &
+(announce_when_ready &) # detached, so honcho (which replaces this shell) leaves no zombie
 exec .venv/bin/honcho start -f Procfile

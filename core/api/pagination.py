@@ -13,6 +13,10 @@ NEXT_HELP = "The next page (older rows), or null on the last page."
 PREVIOUS_HELP = "The previous page (newer rows), or null on the first page."
 NEXT_CURSOR_HELP = "Pass as `cursor` to get the next page; null on the last page."
 PREVIOUS_CURSOR_HELP = "Pass as `cursor` to get the previous page; null on the first page."
+CURSOR_HELP = (
+    "A page's `next_cursor` or `previous_cursor` (the cursor of its `next` or `previous` link); "
+    "any other value is a 400 `invalid_cursor`."
+)
 
 
 class InvalidCursor(exceptions.ValidationError):
@@ -110,10 +114,6 @@ class CreatedCursorPagination(CursorPagination):
 
 
 # For paginated actions (the schema of lists comes from get_schema_operation_parameters).
-CURSOR_HELP = (
-    "A page's `next_cursor` or `previous_cursor` (the cursor of its `next` or `previous` link); "
-    "any other value is a 400 `invalid_cursor`."
-)
 PAGE_PARAMETERS = [
     OpenApiParameter("cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description=CURSOR_HELP),
     OpenApiParameter(
