@@ -3,9 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# One variable per thing moves a second instance: make run WEB_PORT=8100 STRIPE_PORT=8520 DB_NAME=recur2 REDIS_DB=2
 DB_NAME ?= recur
 WEB_PORT ?= 8000
-export WEB_PORT
+STRIPE_PORT ?= 8420
+REDIS_DB ?= 0
+export DB_NAME WEB_PORT STRIPE_PORT REDIS_DB
 
 .PHONY: run test lint format bench install services db migrate lock clean-db help
 
@@ -34,12 +37,9 @@ migrate: install db
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
 
-run: migrate
-	@mkdir -p .run
-	@$(PY) manage.py seed_demo --base-url http://localhost:$(WEB_PORT)
-	@echo "Starting web, worker, beat and localstripe (Ctrl-C stops them all)..."
-	@eval "$$($(PY) manage.py setup_stripe_webhook --shell --base-url http://localhost:$(WEB_PORT))" && \
-	  $(VENV)/bin/honcho start -f Procfile
+# scripts/run.sh migrates, seeds, starts everything and says "ready" once each process answers.
+run: install db
+	@scripts/run.sh
 
 # The test database is rebuilt when a migration changed, else reused.
 test: install services

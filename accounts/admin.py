@@ -277,8 +277,18 @@ def wallet_balances_of(customer: Customer):
     return wallet_balances(customer)
 
 
+class OrganizationForm(forms.ModelForm):
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        existing = services.organization_named(name) if self.instance._state.adding else None
+        if existing is not None:
+            raise forms.ValidationError(f"An organization named {existing.name!r} already exists.")
+        return name
+
+
 @admin.register(Organization)
 class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
+    form = OrganizationForm
     modal_actions = [AdjustMerchantBalance]
     list_display = ("name", "slug", "default_currency", "invoice_prefix", "platform_fee", "created")
     search_fields = ("name", "slug", "email", "invoice_prefix")

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import Customer, Organization, ProrationBehavior
 from billing.money import LEDGER_AMOUNT_MAX, is_supported_currency
+from core.api import pagination
 from core.api.fields import AddressSerializer, MetadataField
 from core.api.filters import DateTimeFilter
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, IdempotentMixin, OrganizationScopedViewSet
@@ -144,8 +145,10 @@ class WalletTransactionSerializer(serializers.Serializer):
 
 
 class WalletTransactionPageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True, help_text="The next page (older), or null.")
-    previous = serializers.URLField(allow_null=True, help_text="The previous page (newer), or null.")
+    next = serializers.URLField(allow_null=True, help_text=pagination.NEXT_HELP)
+    previous = serializers.URLField(allow_null=True, help_text=pagination.PREVIOUS_HELP)
+    next_cursor = serializers.CharField(allow_null=True, help_text=pagination.NEXT_CURSOR_HELP)
+    previous_cursor = serializers.CharField(allow_null=True, help_text=pagination.PREVIOUS_CURSOR_HELP)
     results = WalletTransactionSerializer(many=True)
 
 
@@ -176,6 +179,7 @@ class CustomerViewSet(
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+    paginated_actions = ("wallet_transactions",)
 
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
@@ -257,6 +261,7 @@ class CustomerViewSet(
     @extend_schema(
         operation_id="customers_wallet_transactions",
         responses=WalletTransactionPageSerializer,
+        parameters=pagination.PAGE_PARAMETERS,
         description="The ledger transactions that moved the customer's wallet, newest first: credits "
         "(downgrades, revocations, adjustments, refunds to the balance) and what orders took from it.",
     )

@@ -4,7 +4,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.utils.text import slugify
 
@@ -41,10 +41,30 @@ def _unique_invoice_prefix(name: str) -> str:
     return prefix
 
 
+def organization_named(name: str) -> Organization | None:
+    """The organization already using ``name``, compared case-insensitively and trimmed."""
+    name = name.strip()
+    return Organization.objects.filter(name__iexact=name).first() if name else None
+
+
 @transaction.atomic
 def organization_create(
     *, name: str, owner: User | None = None, default_currency: str = "usd", **settings: Any
 ) -> Organization:
+    """A new tenant. Its name is compared case-insensitively with existing ones: two "Acme"
+    organizations would be told apart by operators only by their ids. Only creation checks:
+    a rename through the API must not tell one tenant which names another uses."""
+    name = name.strip()
+    # Serializes creations of one name, so two at once cannot both pass the check.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"organization-name:{name.lower()}"])
+    existing = organization_named(name)
+    if existing is not None:
+        raise Conflict(
+            f"An organization named {existing.name!r} already exists ({existing.slug}); choose another name.",
+            code="duplicate_name",
+            field="name",
+        )
     organization = Organization(
         name=name,
         slug=settings.pop("slug", None) or _unique_slug(name),

@@ -28,6 +28,14 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
+# One variable per thing moves a second development instance (README, "A second instance"):
+# the web port drives the public URL, the localstripe port the Stripe API base, the database
+# name the database URL and the Redis database number the cache and the Celery broker.
+WEB_PORT = env.int("WEB_PORT", default=8000)
+STRIPE_PORT = env.int("STRIPE_PORT", default=8420)
+DB_NAME = env.str("DB_NAME", default="recur")
+REDIS_DB = env.int("REDIS_DB", default=0)
+
 INSTALLED_APPS = [
     "config.apps.BackofficeAdminConfig",  # replaces django.contrib.admin
     "django.contrib.auth",
@@ -69,8 +77,11 @@ MIDDLEWARE = [
     "core.middleware.ConcurrentUpdateMiddleware",
 ]
 
-if PRODUCTION:  # runserver serves static files in development
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+# WhiteNoise serves static files under gunicorn, in development (`make run`) as in production.
+MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+if not PRODUCTION:  # straight from the app folders, no collectstatic needed
+    WHITENOISE_USE_FINDERS = True
+    WHITENOISE_AUTOREFRESH = True
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -91,12 +102,12 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@localhost:5432/recur")}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"postgres://postgres@localhost:5432/{DB_NAME}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")
+REDIS_URL = env.str("REDIS_URL", default=f"redis://localhost:6379/{REDIS_DB}")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -150,6 +161,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # `?format=` is not a switch here (JSON only): it is an unknown parameter like any other, a 400.
+    "URL_FORMAT_OVERRIDE": None,
     "PAGE_SIZE": 20,
 }
 # Requests per minute allowed to one access token.
@@ -158,7 +171,7 @@ RECUR_API_RATE_LIMIT = env.int("RECUR_API_RATE_LIMIT", default=1200)
 RECUR_TOKEN_GUESS_LIMIT = env.int("RECUR_TOKEN_GUESS_LIMIT", default=20)
 RECUR_IDEMPOTENCY_TTL_HOURS = 24
 # Where customers reach this deployment (hosted checkout links).
-RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default="http://localhost:8000")
+RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default=f"http://localhost:{WEB_PORT}")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Recur API",
@@ -228,7 +241,7 @@ RECUR_EVENT_MAX_ATTEMPTS = env.int("RECUR_EVENT_MAX_ATTEMPTS", default=8)
 RECUR_PAYMENT_SETTLE_AFTER_MINUTES = env.int("RECUR_PAYMENT_SETTLE_AFTER_MINUTES", default=5)
 if not PRODUCTION:
     # localstripe: a local fake Stripe server; nothing here ever calls the internet.
-    STRIPE_API_HOST = env.str("STRIPE_API_HOST", default="http://localhost:8420")
+    STRIPE_API_HOST = env.str("STRIPE_API_HOST", default=f"http://localhost:{STRIPE_PORT}")
 
 # --- Production hardening -----------------------------------------------------
 if PRODUCTION:

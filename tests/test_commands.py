@@ -2,8 +2,9 @@
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
-from accounts.models import AccessToken, Customer, Organization
+from accounts.models import AccessToken, Customer, Organization, User
 from accounts.services import access_token_authenticate
 from billing.catalog.models import Discount, Price
 from billing.disputes.models import Dispute
@@ -77,3 +78,27 @@ def test_bootstrap_and_demo_seed_are_idempotent(capsys):
     assert access_token_authenticate(secret=secret) is not None
     old = next(word for word in first.split() if word.startswith("recur_at_"))
     assert access_token_authenticate(secret=old) is None
+
+
+@pytest.mark.parametrize("again", ["Globex", "  globex ", "GLOBEX"])
+def test_create_organization_refuses_a_duplicate_name_and_writes_nothing(capsys, again):
+    call_command("create_organization", "--name", "Globex", "--owner-email", "ceo@globex.test")
+    capsys.readouterr()
+    with pytest.raises(CommandError, match="An organization named 'Globex' already exists"):
+        call_command("create_organization", "--name", again, "--owner-email", "new-owner@globex.test")
+    assert Organization.objects.count() == 1
+    assert AccessToken.objects.count() == 1
+    assert not User.objects.filter(email="new-owner@globex.test").exists()
+
+
+def test_backoffice_refuses_a_duplicate_organization_name_as_a_form_error(client, operator):
+    call_command("create_organization", "--name", "Globex", "--owner-email", "ceo@globex.test")
+    client.force_login(operator)
+    response = client.post(
+        reverse("admin:accounts_organization_add"),
+        {"name": "globex", "slug": "globex-2", "default_currency": "usd", "memberships-TOTAL_FORMS": "0",
+         "memberships-INITIAL_FORMS": "0"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "An organization named &#x27;Globex&#x27; already exists." in response.content.decode()
+    assert Organization.objects.count() == 1

@@ -12,6 +12,7 @@ from billing.checkout import services
 from billing.checkout.models import Checkout
 from billing.money import LEDGER_AMOUNT_MAX
 from core.api.fields import AddressSerializer, MetadataField, OptionalURLField
+from core.api.filters import refuse_unknown_parameters
 from core.api.guesses import guess_failed, guesses_check
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
 
@@ -144,6 +145,11 @@ class CheckoutClientViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = PublicCheckoutSerializer
     lookup_field = "client_secret"
     lookup_value_regex = "[A-Za-z0-9_-]+"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method in ("GET", "HEAD"):  # a read takes no parameters: a stray one is a 400
+            refuse_unknown_parameters(request, ())
 
     def get_object(self) -> Checkout:
         guesses_check(self.request)

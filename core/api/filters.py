@@ -34,6 +34,21 @@ class DateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UTCIsoDateTimeField
 
 
+PAGINATION_PARAMETERS = frozenset({"cursor", "limit"})
+
+
+def refuse_unknown_parameters(request, known) -> None:
+    """A 400 naming every query parameter the endpoint does not know, or sent without a value."""
+    errors = {}
+    for name, values in request.query_params.lists():
+        if name not in known:
+            errors[name or "(empty name)"] = ["Unknown parameter for this endpoint."]
+        elif name != "cursor" and any(value == "" for value in values):
+            errors[name] = ["Give a value, or leave the parameter out."]
+    if errors:
+        raise exceptions.ValidationError(errors, code="invalid")
+
+
 class OrganizationFilterBackend(DjangoFilterBackend):
     """Choices of model filters are limited to the token's organization, so naming another
     organization's object answers exactly like naming an id that does not exist.
@@ -42,20 +57,13 @@ class OrganizationFilterBackend(DjangoFilterBackend):
     400 naming it (as Stripe does), instead of silently listing everything.
     """
 
-    PAGINATION_PARAMETERS = frozenset({"cursor", "limit"})
+    PAGINATION_PARAMETERS = PAGINATION_PARAMETERS
 
     def filter_queryset(self, request, queryset, view):
         if getattr(view, "action", None) == "list":
             filterset = self.get_filterset(request, queryset, view)
             known = self.PAGINATION_PARAMETERS | set(filterset.form.fields if filterset is not None else ())
-            errors = {}
-            for name, values in request.query_params.lists():
-                if name not in known:
-                    errors[name or "(empty name)"] = ["Unknown parameter for this list."]
-                elif name != "cursor" and any(value == "" for value in values):
-                    errors[name] = ["Give a value, or leave the parameter out."]
-            if errors:
-                raise exceptions.ValidationError(errors, code="invalid")
+            refuse_unknown_parameters(request, known)
         return super().filter_queryset(request, queryset, view)
 
     def get_filterset(self, request, queryset, view):

@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, viewsets
 
 from core.api.errors import api_exception_handler
+from core.api.filters import PAGINATION_PARAMETERS, refuse_unknown_parameters
 from core.api.idempotency import IdempotentReplay, idempotency_begin, idempotency_finish
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -17,7 +18,14 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 
 class IdempotentMixin:
-    """Stores the outcome of writes sent with an ``Idempotency-Key`` and replays it."""
+    """Stores the outcome of writes sent with an ``Idempotency-Key`` and replays it.
+
+    Also refuses query parameters a read does not take: lists check theirs in the filter
+    backend (filters, ``cursor``, ``limit``); other reads take none, except the paginated
+    actions a view names in ``paginated_actions``.
+    """
+
+    paginated_actions: tuple[str, ...] = ()
 
     def initial(self, request, *args, **kwargs):
         self._idempotency_record = None
@@ -26,6 +34,11 @@ class IdempotentMixin:
         if method not in self.http_method_names or not hasattr(self, method):
             # 405 before the body is read: a method the route lacks is not a bad body.
             raise exceptions.MethodNotAllowed(request.method)
+        action = getattr(self, "action", None)
+        if method in ("get", "head") and action != "list":
+            refuse_unknown_parameters(
+                request, PAGINATION_PARAMETERS if action in self.paginated_actions else ()
+            )
         self._idempotency_record = idempotency_begin(request)
 
     def handle_exception(self, exc):

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from accounts import services as account_services
 from accounts.models import Customer
+from billing.orders.models import Order
+from tests.tenancy import seed_purchases
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,3 +69,32 @@ def test_generated_client_round_trip(generated_client, live_server, org, make_to
     )
     assert refused.status_code == 400
     assert Customer.objects.filter(organization=org).count() == 2
+
+
+def test_generated_client_pages_with_next_cursor_and_gets_the_invoice_bytes(
+    generated_client, live_server, org, make_token
+):
+    for n in range(5):
+        account_services.customer_create(organization=org, email=f"page{n}@example.com")
+    seed_purchases(org)
+    _, secret = make_token(org)
+    client = generated_client.AuthenticatedClient(base_url=live_server.url, token=secret)
+    customers_list = importlib.import_module("recur_client.api.customers.customers_list")
+    invoice = importlib.import_module("recur_client.api.orders.orders_invoice_retrieve")
+    File = importlib.import_module("recur_client.types").File
+
+    emails, cursor, pages = [], None, 0
+    while True:
+        page = customers_list.sync(client=client, limit=2, **({"cursor": cursor} if cursor else {}))
+        pages += 1
+        emails += [c.email for c in page.results]
+        if not (cursor := page.next_cursor):
+            break
+    total = Customer.objects.filter(organization=org).count()
+    assert len(emails) == len(set(emails)) == total
+    assert pages == (total + 1) // 2
+
+    order = Order.objects.filter(organization=org).exclude(invoice_number=None).first()
+    pdf = invoice.sync(id=order.pk, client=client)
+    assert isinstance(pdf, File)
+    assert pdf.payload.read().startswith(b"%PDF-")

@@ -1,5 +1,6 @@
 import shlex
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.payments.endpoints import webhook_endpoint_ensure
@@ -10,7 +11,9 @@ class Command(BaseCommand):
     help = "Create or update the platform's Stripe webhook endpoint row (idempotent) and print its URL."
 
     def add_arguments(self, parser):
-        parser.add_argument("--base-url", default="http://localhost:8000")
+        parser.add_argument(
+            "--base-url", default=settings.RECUR_PUBLIC_URL, help="default: RECUR_PUBLIC_URL (from WEB_PORT)"
+        )
         parser.add_argument("--uuid", help="default: STRIPE_WEBHOOK_UUID")
         parser.add_argument("--secret", help="default: STRIPE_WEBHOOK_SECRET")
         parser.add_argument(
