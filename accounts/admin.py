@@ -25,6 +25,7 @@ from accounts import services
 from accounts.models import AccessToken, Customer, Membership, Organization, User
 from billing.money import InvalidAmount, format_amount, is_supported_currency, parse_amount
 from core import clock
+from core.addresses import ADDRESS_PARTS, AddressInvalid, address_clean, country_choices
 from core.api.scopes import ALL_SCOPES
 from core.backoffice.actions import ModalAction, ModalActionsMixin, form_add_service_error
 from core.backoffice.dashboard import Metric, dashboard
@@ -360,8 +361,68 @@ class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
 # --- customers ---------------------------------------------------------------------------
 
 
+ADDRESS_LABELS = {
+    "line1": "Address line 1",
+    "line2": "Address line 2",
+    "city": "City",
+    "state": "State / province",
+    "postal_code": "Postal code",
+    "country": "Country",
+}
+ADDRESS_FORM_FIELDS = tuple(f"address_{part}" for part in ADDRESS_PARTS)
+
+
+class CustomerAdminForm(forms.ModelForm):
+    """The customer with its billing address as separate fields; ``clean`` assembles the
+    stored address (``core.addresses.address_clean``) and names the field at fault."""
+
+    address_line1 = forms.CharField(label=ADDRESS_LABELS["line1"], max_length=200, required=False)
+    address_line2 = forms.CharField(label=ADDRESS_LABELS["line2"], max_length=200, required=False)
+    address_city = forms.CharField(label=ADDRESS_LABELS["city"], max_length=100, required=False)
+    address_state = forms.CharField(
+        label=ADDRESS_LABELS["state"],
+        max_length=100,
+        required=False,
+        help_text="Two-letter code; required in the United States and Canada, where tax depends on it.",
+    )
+    address_postal_code = forms.CharField(label=ADDRESS_LABELS["postal_code"], max_length=20, required=False)
+    address_country = forms.ChoiceField(
+        label=ADDRESS_LABELS["country"],
+        required=False,
+        help_text="Decides the tax rate; required once any part of the address is given.",
+    )
+
+    class Meta:
+        model = Customer
+        # The address is the address_* fields; the JSON column is never edited as text.
+        fields = ("organization", "email", "name", "external_id", "tax_id", "tax_id_type", "metadata")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["address_country"].choices = [("", "—"), *country_choices()]
+        for part, value in (self.instance.billing_address or {}).items():
+            if part in ADDRESS_PARTS:
+                self.initial.setdefault(f"address_{part}", value)
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            cleaned["billing_address"] = address_clean(
+                {part: cleaned.get(f"address_{part}") for part in ADDRESS_PARTS}
+            )
+        except AddressInvalid as exc:
+            for part, message in exc.errors.items():
+                self.add_error(f"address_{part}", message)
+        return cleaned
+
+    @property
+    def address_changed(self) -> bool:
+        return any(name in self.changed_data for name in ADDRESS_FORM_FIELDS)
+
+
 @admin.register(Customer)
 class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
+    form = CustomerAdminForm
     modal_actions = [AdjustCustomerWallet]
     list_display = ("email", "name", "external_id", "organization", "created")
     list_select_related = ("organization",)
@@ -373,7 +434,18 @@ class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
     autocomplete_fields = ("organization",)
     fieldsets = (
         (None, {"fields": ("organization", "email", "name", "external_id")}),
-        ("Billing", {"fields": ("billing_address", "tax_id", "tax_id_type")}),
+        (
+            "Billing address",
+            {
+                "fields": (
+                    "address_line1",
+                    "address_line2",
+                    ("address_city", "address_state", "address_postal_code"),
+                    "address_country",
+                )
+            },
+        ),
+        ("Tax", {"fields": ("tax_id", "tax_id_type")}),
         ("Payments", {"fields": ("stripe_customer_id", "default_payment_method_id")}),
         ("Wallet", {"fields": ("wallet",)}),
         ("Other", {"fields": ("metadata", "id", "created_at", "updated_at")}),
@@ -429,6 +501,8 @@ class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
         data = {f: form.cleaned_data[f] for f in services.CUSTOMER_FIELDS if f in form.cleaned_data}
         if change:
             changes = {f: data[f] for f in form.changed_data if f in data}
+            if form.address_changed and data["billing_address"] != obj.billing_address:
+                changes["billing_address"] = data["billing_address"]
             if changes:
                 services.customer_update(customer=obj, actor=request.user, **changes)
             return

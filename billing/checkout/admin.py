@@ -23,7 +23,7 @@ from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.subscriptions.models import Subscription
 from core.admin import ReadOnlyAdmin
-from core.backoffice.display import badge, pretty_json, when
+from core.backoffice.display import address_block, badge, pretty_json, when
 
 CHECKOUT_TONES = {
     "open": "info",
@@ -183,7 +183,7 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="billing address")
     def billing_address_pretty(self, checkout: Checkout):
-        return pretty_json(checkout.billing_address) if checkout.billing_address else "—"
+        return address_block(checkout.billing_address)
 
     @admin.display(description="metadata")
     def metadata_pretty(self, checkout: Checkout):

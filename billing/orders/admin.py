@@ -35,7 +35,7 @@ from core import clock
 from core.admin import ReadOnlyAdmin
 from core.backoffice.actions import ModalAction, ModalActionsMixin
 from core.backoffice.dashboard import Metric, dashboard
-from core.backoffice.display import badge, pretty_json, when
+from core.backoffice.display import address_block, badge, pretty_json, when
 from core.backoffice.search import IdSearchMixin
 from core.backoffice.timeline import admin_change_url, tax_rate_label
 
@@ -489,7 +489,7 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="billing address")
     def billing_address_pretty(self, order: Order):
-        return pretty_json(order.billing_address) if order.billing_address else "—"
+        return address_block(order.billing_address)
 
     @admin.display(description="metadata")
     def metadata_pretty(self, order: Order):

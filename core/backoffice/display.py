@@ -5,8 +5,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+from core.addresses import address_lines
 
 BADGE_TONES = ("good", "warn", "bad", "muted", "info")
 
@@ -34,4 +36,15 @@ def when(value: datetime | None) -> SafeString | str:
         value.isoformat(),
         value.strftime("%Y-%m-%d %H:%M:%S"),
         value.strftime("%Y-%m-%d %H:%M"),
+    )
+
+
+def address_block(address: dict | None) -> SafeString | str:
+    """A billing address as its lines (``core.addresses.address_lines``), or a dash."""
+    lines = address_lines(address)
+    if not lines:
+        return "—"
+    return format_html(
+        '<address class="bo-address">{}</address>',
+        format_html_join("", "{}<br>", ((line,) for line in lines)),
     )
