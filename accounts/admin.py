@@ -16,6 +16,7 @@ from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -278,6 +279,34 @@ def wallet_balances_of(customer: Customer):
     return wallet_balances(customer)
 
 
+def balance_row(row: dict) -> dict:
+    """One currency of ``organization_balances``, formatted, with what explains ``available``."""
+    currency = row["currency"]
+    money = lambda amount: format_amount(amount, currency)  # noqa: E731
+    parts = row["breakdown"]
+    taken = [
+        (label, money(parts[name]))
+        for name, label in (
+            ("refunds", "refunds"),
+            ("disputes", "disputes"),
+            ("payouts", "payouts"),
+            ("other", "adjustments and wallet credits"),
+        )
+        if parts[name]
+    ]
+    return {
+        "currency": currency,
+        "balance": money(row["balance"]),
+        "available": money(row["available"]),
+        "negative": row["available"] < 0,
+        "pending": money(row["pending"]),
+        "in_transit": money(row["in_transit"]),
+        "settled": money(parts["settled"]),
+        "hold_started_at": parts["hold_started_at"],
+        "taken": taken,
+    }
+
+
 @admin.register(Organization)
 class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
     modal_actions = [AdjustMerchantBalance]
@@ -292,19 +321,42 @@ class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
         (
             "Platform fee",
             {
-                "fields": ("platform_fee_bps", "platform_fee_fixed"),
+                "fields": ("platform_fee_bps", "platform_fee_fixed", "platform_fee_display"),
                 "description": "Taken from every payment.",
             },
         ),
         ("Payments and payouts", {"fields": ("payment_processor", "payout_hold_days")}),
         (
             "Disputes",
-            {"fields": ("dispute_fee", "dispute_revokes_access", "dispute_won_restores_access")},
+            {
+                "fields": (
+                    "dispute_fee",
+                    "dispute_fee_display",
+                    "dispute_revokes_access",
+                    "dispute_won_restores_access",
+                )
+            },
         ),
         ("Subscriptions", {"fields": ("proration_default", "dunning_schedule", "benefit_grace_days")}),
         ("Record", {"fields": ("id", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
-    readonly_fields = ("related", "invoice_next_number", "id", "created_at", "updated_at")
+    readonly_fields = (
+        "related",
+        "merchant_balance",
+        "platform_fee_display",
+        "dispute_fee_display",
+        "invoice_next_number",
+        "id",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is None:
+            return fieldsets
+        # The money the platform owes the merchant, right under who the merchant is.
+        return [fieldsets[0], ("Balance", {"fields": ("merchant_balance",)}), *fieldsets[1:]]
 
     def get_prepopulated_fields(self, request, obj=None):
         return {} if obj is not None else {"slug": ("name",)}
@@ -323,7 +375,39 @@ class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="platform fee")
     def platform_fee(self, org: Organization) -> str:
-        return f"{org.platform_fee_bps / 100:g}% + {org.platform_fee_fixed}"
+        fixed = format_amount(org.platform_fee_fixed, org.default_currency)
+        return f"{org.platform_fee_bps / 100:g}% + {fixed}"
+
+    @admin.display(description="per payment")
+    def platform_fee_display(self, org: Organization) -> str:
+        if org.pk is None or org._state.adding:
+            return "—"
+        currency = org.default_currency
+        return (
+            f"{self.platform_fee(org)} per {currency.upper()} payment "
+            "(the fixed part is in minor units of each payment's currency)"
+        )
+
+    @admin.display(description="as charged")
+    def dispute_fee_display(self, org: Organization) -> str:
+        if org.pk is None or org._state.adding:
+            return "—"
+        currency = org.default_currency
+        return (
+            f"{format_amount(org.dispute_fee, currency)} per {currency.upper()} dispute of a manual payment"
+        )
+
+    @admin.display(description="merchant balance")
+    def merchant_balance(self, org: Organization):
+        from billing.ledger.selectors import organization_balances
+
+        rows = organization_balances(org, clock.now())
+        if not rows:
+            return format_html('<span class="bo-empty">{}</span>', "No balance yet: nothing sold.")
+        return render_to_string(
+            "backoffice/merchant_balance.html",
+            {"rows": [balance_row(row) for row in rows], "hold_days": org.payout_hold_days},
+        )
 
     @admin.display(description="see also")
     def related(self, org: Organization):
