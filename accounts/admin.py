@@ -490,6 +490,10 @@ class CustomerAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.instance.pk is not None and not self.address_changed:
+            # Untouched: saving a name never fails on an address stored before these rules.
+            cleaned["billing_address"] = self.instance.billing_address
+            return cleaned
         try:
             cleaned["billing_address"] = address_clean(
                 {part: cleaned.get(f"address_{part}") for part in ADDRESS_PARTS}

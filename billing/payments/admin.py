@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from billing.money import format_amount
 from billing.payments import events
-from billing.payments.backoffice import PaidFor, event_payments, paid_for
+from billing.payments.backoffice import Link, PaidFor, event_payments, paid_for
 from billing.payments.models import ExternalEvent, Payment
 from billing.payments.receivers import UNMATCHED_NOTE
 from billing.payments.selectors import payments_held
@@ -182,7 +182,13 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(description="pays for")
     def paid_for_display(self, payment: Payment):
         found = self._paid_for(payment)
-        return found.what.html() if found else payment.reference
+        if found is None:
+            return payment.reference
+        if found.order is None or found.order == found.what:
+            return found.what.html()
+        # A checkout that succeeded: its order is what the operator looks for.
+        via = Link("via checkout", found.what.url)
+        return format_html('{} <span class="bo-quiet">{}</span>', found.order.html(), via.html())
 
     @admin.display(description="product")
     def product_display(self, payment: Payment):

@@ -143,3 +143,15 @@ def test_address_clean_rules():
     with pytest.raises(AddressInvalid) as caught:
         address_clean({"line1": "x" * 201, "country": "US"})
     assert set(caught.value.errors) == {"line1", "state"}
+
+
+def test_an_untouched_address_stored_before_these_rules_does_not_block_saving(backoffice, customer):
+    old = {"city": "Austin", "country": "US"}  # no state: written before the form required it
+    services.customer_update(customer=customer, billing_address=old)
+    response = backoffice.post(change_url(customer), {**customer_form(customer, **old), "name": "Renamed"})
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert (customer.name, customer.billing_address) == ("Renamed", old)
+
+    touched = backoffice.post(change_url(customer), customer_form(customer, city="Dallas", country="US"))
+    assert list(touched.context["adminform"].form.errors) == ["address_state"]

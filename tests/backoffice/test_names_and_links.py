@@ -112,7 +112,9 @@ def test_payment_list_says_what_each_payment_is_for_in_bounded_queries(
         html = html_of(backoffice.get(PAYMENTS))
     row = sales["rows"][5]
     assert f'<a href="{change("orders_order", row["renewal"])}">ACME-00106</a>' in html
-    assert f'<a href="{change("checkout_checkout", row["checkout"])}">checkout of Pro plan</a>' in html
+    # A checkout's payment names the order it became, and links the checkout too.
+    assert f'<a href="{change("orders_order", row["order"])}">ACME-00006</a>' in html
+    assert f'<a href="{change("checkout_checkout", row["checkout"])}">via checkout</a>' in html
     assert f'<a href="{change("catalog_product", sales["product"])}">Pro plan</a>' in html
     assert f'<a href="{change("accounts_customer", row["customer"])}">Ada 5 · buyer5@example.com</a>' in html
     assert not UUID.search(visible_text(html)), "raw ids shown instead of names"
