@@ -76,12 +76,14 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
         "product_link",
         "customer_display",
         "total_display",
+        "order_display",
         "expires",
         "organization",
     )
     list_display_links = ("created",)
     list_filter = ("status", ("created_at", admin.DateFieldListFilter), CurrencyFilter)
-    list_select_related = ("product", "customer", "organization")
+    # The order a succeeded checkout became, and its subscription, in the same query.
+    list_select_related = ("product", "customer", "organization", "order__subscription__product")
     search_fields = ("customer_email", "customer__email")
     search_help_text = "A checkout id (exact), or the customer's e-mail."
     show_full_result_count = False
@@ -160,6 +162,16 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
         if checkout.customer_id is not None:
             return admin_link(checkout.customer, customer_label(checkout.customer))
         return checkout.customer_email or "—"
+
+    @admin.display(description="order")
+    def order_display(self, checkout: Checkout):
+        order = getattr(checkout, "order", None)
+        if order is None:
+            return "—"
+        links = [Link(order_label(order), admin_url(order))]
+        if order.subscription_id:
+            links.append(subscription_link(order.subscription))
+        return format_html_join(" · ", "{}", ((link.html(),) for link in links))
 
     @admin.display(description="product", ordering="product__name")
     def product_link(self, checkout: Checkout):

@@ -107,6 +107,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "trigger",
         "paid_for_display",
         "product_display",
+        "subscription_display",
         "customer_link",
         "organization",
     )
@@ -194,6 +195,11 @@ class PaymentAdmin(ReadOnlyAdmin):
     def product_display(self, payment: Payment):
         found = self._paid_for(payment)
         return found.product.html() if found and found.product else "—"
+
+    @admin.display(description="subscription")
+    def subscription_display(self, payment: Payment):
+        found = self._paid_for(payment)
+        return found.subscription.html() if found and found.subscription else "—"
 
     @admin.display(description="customer", ordering="customer__email")
     def customer_link(self, payment: Payment):

@@ -94,6 +94,10 @@ def test_checkout_list_links_the_product_and_names_the_customer(
     assert (
         f'<a href="{change("accounts_customer", first["customer"])}">Ada 0 · buyer0@example.com</a>' in html
     )
+    assert f'<a href="{change("orders_order", first["order"])}">ACME-00001</a>' in html
+    sub = change("subscriptions_subscription", first["subscription"])
+    assert f'<a href="{sub}">Pro plan subscription</a>' in html
+    assert not UUID.search(visible_text(html)), "raw ids shown instead of names"
 
 
 def test_checkout_detail_links_customer_product_order_and_subscription(backoffice, sales):
@@ -117,6 +121,8 @@ def test_payment_list_says_what_each_payment_is_for_in_bounded_queries(
     assert f'<a href="{change("checkout_checkout", row["checkout"])}">via checkout</a>' in html
     assert f'<a href="{change("catalog_product", sales["product"])}">Pro plan</a>' in html
     assert f'<a href="{change("accounts_customer", row["customer"])}">Ada 5 · buyer5@example.com</a>' in html
+    sub = change("subscriptions_subscription", row["subscription"])
+    assert f'<a href="{sub}">Pro plan subscription</a>' in html
     assert not UUID.search(visible_text(html)), "raw ids shown instead of names"
     assert "order:" not in visible_text(html) and "checkout:" not in visible_text(html)
 
