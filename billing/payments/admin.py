@@ -310,6 +310,7 @@ class ExternalEventAdmin(ModalActionsMixin, ReadOnlyAdmin):
         "order_link",
         "customer_link",
         "attempts",
+        "event_id",
         "note_short",
     )
     list_filter = ("status", "type", ("received_at", admin.DateFieldListFilter))
