@@ -16,6 +16,7 @@ from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -25,6 +26,7 @@ from accounts import services
 from accounts.models import AccessToken, Customer, Membership, Organization, User
 from billing.money import InvalidAmount, format_amount, is_supported_currency, parse_amount
 from core import clock
+from core.addresses import ADDRESS_PARTS, AddressInvalid, address_clean, country_choices
 from core.api.scopes import ALL_SCOPES
 from core.backoffice.actions import ModalAction, ModalActionsMixin, form_add_service_error
 from core.backoffice.dashboard import Metric, dashboard
@@ -286,6 +288,34 @@ class OrganizationForm(forms.ModelForm):
         return name
 
 
+def balance_row(row: dict) -> dict:
+    """One currency of ``organization_balances``, formatted, with what explains ``available``."""
+    currency = row["currency"]
+    money = lambda amount: format_amount(amount, currency)  # noqa: E731
+    parts = row["breakdown"]
+    taken = [
+        (label, money(parts[name]))
+        for name, label in (
+            ("refunds", "refunds"),
+            ("disputes", "disputes"),
+            ("payouts", "payouts"),
+            ("other", "adjustments and wallet credits"),
+        )
+        if parts[name]
+    ]
+    return {
+        "currency": currency,
+        "balance": money(row["balance"]),
+        "available": money(row["available"]),
+        "negative": row["available"] < 0,
+        "pending": money(row["pending"]),
+        "in_transit": money(row["in_transit"]),
+        "settled": money(parts["settled"]),
+        "hold_started_at": parts["hold_started_at"],
+        "taken": taken,
+    }
+
+
 @admin.register(Organization)
 class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
     form = OrganizationForm
@@ -301,19 +331,42 @@ class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
         (
             "Platform fee",
             {
-                "fields": ("platform_fee_bps", "platform_fee_fixed"),
+                "fields": ("platform_fee_bps", "platform_fee_fixed", "platform_fee_display"),
                 "description": "Taken from every payment.",
             },
         ),
         ("Payments and payouts", {"fields": ("payment_processor", "payout_hold_days")}),
         (
             "Disputes",
-            {"fields": ("dispute_fee", "dispute_revokes_access", "dispute_won_restores_access")},
+            {
+                "fields": (
+                    "dispute_fee",
+                    "dispute_fee_display",
+                    "dispute_revokes_access",
+                    "dispute_won_restores_access",
+                )
+            },
         ),
         ("Subscriptions", {"fields": ("proration_default", "dunning_schedule", "benefit_grace_days")}),
         ("Record", {"fields": ("id", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
-    readonly_fields = ("related", "invoice_next_number", "id", "created_at", "updated_at")
+    readonly_fields = (
+        "related",
+        "merchant_balance",
+        "platform_fee_display",
+        "dispute_fee_display",
+        "invoice_next_number",
+        "id",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is None:
+            return fieldsets
+        # The money the platform owes the merchant, right under who the merchant is.
+        return [fieldsets[0], ("Balance", {"fields": ("merchant_balance",)}), *fieldsets[1:]]
 
     def get_prepopulated_fields(self, request, obj=None):
         return {} if obj is not None else {"slug": ("name",)}
@@ -332,7 +385,39 @@ class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="platform fee")
     def platform_fee(self, org: Organization) -> str:
-        return f"{org.platform_fee_bps / 100:g}% + {org.platform_fee_fixed}"
+        fixed = format_amount(org.platform_fee_fixed, org.default_currency)
+        return f"{org.platform_fee_bps / 100:g}% + {fixed}"
+
+    @admin.display(description="per payment")
+    def platform_fee_display(self, org: Organization) -> str:
+        if org.pk is None or org._state.adding:
+            return "—"
+        currency = org.default_currency
+        return (
+            f"{self.platform_fee(org)} per {currency.upper()} payment "
+            "(the fixed part is in minor units of each payment's currency)"
+        )
+
+    @admin.display(description="as charged")
+    def dispute_fee_display(self, org: Organization) -> str:
+        if org.pk is None or org._state.adding:
+            return "—"
+        currency = org.default_currency
+        return (
+            f"{format_amount(org.dispute_fee, currency)} per {currency.upper()} dispute of a manual payment"
+        )
+
+    @admin.display(description="merchant balance")
+    def merchant_balance(self, org: Organization):
+        from billing.ledger.selectors import organization_balances
+
+        rows = organization_balances(org, clock.now())
+        if not rows:
+            return format_html('<span class="bo-empty">{}</span>', "No balance yet: nothing sold.")
+        return render_to_string(
+            "backoffice/merchant_balance.html",
+            {"rows": [balance_row(row) for row in rows], "hold_days": org.payout_hold_days},
+        )
 
     @admin.display(description="see also")
     def related(self, org: Organization):
@@ -370,8 +455,72 @@ class OrganizationAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
 # --- customers ---------------------------------------------------------------------------
 
 
+ADDRESS_LABELS = {
+    "line1": "Address line 1",
+    "line2": "Address line 2",
+    "city": "City",
+    "state": "State / province",
+    "postal_code": "Postal code",
+    "country": "Country",
+}
+ADDRESS_FORM_FIELDS = tuple(f"address_{part}" for part in ADDRESS_PARTS)
+
+
+class CustomerAdminForm(forms.ModelForm):
+    """The customer with its billing address as separate fields; ``clean`` assembles the
+    stored address (``core.addresses.address_clean``) and names the field at fault."""
+
+    address_line1 = forms.CharField(label=ADDRESS_LABELS["line1"], max_length=200, required=False)
+    address_line2 = forms.CharField(label=ADDRESS_LABELS["line2"], max_length=200, required=False)
+    address_city = forms.CharField(label=ADDRESS_LABELS["city"], max_length=100, required=False)
+    address_state = forms.CharField(
+        label=ADDRESS_LABELS["state"],
+        max_length=100,
+        required=False,
+        help_text="Two-letter code; required in the United States and Canada, where tax depends on it.",
+    )
+    address_postal_code = forms.CharField(label=ADDRESS_LABELS["postal_code"], max_length=20, required=False)
+    address_country = forms.ChoiceField(
+        label=ADDRESS_LABELS["country"],
+        required=False,
+        help_text="Decides the tax rate; required once any part of the address is given.",
+    )
+
+    class Meta:
+        model = Customer
+        # The address is the address_* fields; the JSON column is never edited as text.
+        fields = ("organization", "email", "name", "external_id", "tax_id", "tax_id_type", "metadata")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["address_country"].choices = [("", "—"), *country_choices()]
+        for part, value in (self.instance.billing_address or {}).items():
+            if part in ADDRESS_PARTS:
+                self.initial.setdefault(f"address_{part}", value)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None and not self.address_changed:
+            # Untouched: saving a name never fails on an address stored before these rules.
+            cleaned["billing_address"] = self.instance.billing_address
+            return cleaned
+        try:
+            cleaned["billing_address"] = address_clean(
+                {part: cleaned.get(f"address_{part}") for part in ADDRESS_PARTS}
+            )
+        except AddressInvalid as exc:
+            for part, message in exc.errors.items():
+                self.add_error(f"address_{part}", message)
+        return cleaned
+
+    @property
+    def address_changed(self) -> bool:
+        return any(name in self.changed_data for name in ADDRESS_FORM_FIELDS)
+
+
 @admin.register(Customer)
 class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
+    form = CustomerAdminForm
     modal_actions = [AdjustCustomerWallet]
     list_display = ("email", "name", "external_id", "organization", "created")
     list_select_related = ("organization",)
@@ -383,7 +532,18 @@ class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
     autocomplete_fields = ("organization",)
     fieldsets = (
         (None, {"fields": ("organization", "email", "name", "external_id")}),
-        ("Billing", {"fields": ("billing_address", "tax_id", "tax_id_type")}),
+        (
+            "Billing address",
+            {
+                "fields": (
+                    "address_line1",
+                    "address_line2",
+                    ("address_city", "address_state", "address_postal_code"),
+                    "address_country",
+                )
+            },
+        ),
+        ("Tax", {"fields": ("tax_id", "tax_id_type")}),
         ("Payments", {"fields": ("stripe_customer_id", "default_payment_method_id")}),
         ("Wallet", {"fields": ("wallet",)}),
         ("Other", {"fields": ("metadata", "id", "created_at", "updated_at")}),
@@ -439,6 +599,8 @@ class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
         data = {f: form.cleaned_data[f] for f in services.CUSTOMER_FIELDS if f in form.cleaned_data}
         if change:
             changes = {f: data[f] for f in form.changed_data if f in data}
+            if form.address_changed and data["billing_address"] != obj.billing_address:
+                changes["billing_address"] = data["billing_address"]
             if changes:
                 services.customer_update(customer=obj, actor=request.user, **changes)
             return

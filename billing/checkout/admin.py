@@ -16,14 +16,25 @@ from billing.orders.admin import (
     CustomerEmailSearchMixin,
     amounts_block,
     link_to,
+    order_label,
     payments_table,
+    subscription_link,
     when_field,
 )
 from billing.orders.models import Order
+from billing.payments.backoffice import PAID_FOR, Link, PaidFor
 from billing.payments.models import Payment
 from billing.subscriptions.models import Subscription
 from core.admin import ReadOnlyAdmin
-from core.backoffice.display import badge, pretty_json, when
+from core.backoffice.display import (
+    address_block,
+    admin_link,
+    admin_url,
+    badge,
+    customer_label,
+    pretty_json,
+    when,
+)
 
 CHECKOUT_TONES = {
     "open": "info",
@@ -35,21 +46,44 @@ CHECKOUT_TONES = {
 SECRET_FIELDS = frozenset({"client_secret"})
 
 
+def checkouts_paid_for(ids: list) -> dict:
+    """``PAID_FOR["checkout"]``: each checkout with its product and, once it succeeded, its
+    order and subscription; one query."""
+    checkouts = Checkout.objects.filter(pk__in=ids).select_related(
+        "product", "order", "order__subscription__product"
+    )
+    found = {}
+    for checkout in checkouts:
+        order = getattr(checkout, "order", None)
+        found[checkout.pk] = PaidFor(
+            what=Link(f"checkout of {checkout.product.name}", admin_url(checkout)),
+            order=Link(order_label(order), admin_url(order)) if order is not None else None,
+            product=Link(checkout.product.name, admin_url(checkout.product)),
+            subscription=subscription_link(order.subscription) if order is not None else None,
+        )
+    return found
+
+
+PAID_FOR["checkout"] = checkouts_paid_for
+
+
 @admin.register(Checkout)
 class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
     change_form_template = BILLING_CSS
     list_display = (
         "created",
         "status_badge",
-        "product",
+        "product_link",
         "customer_display",
         "total_display",
+        "order_display",
         "expires",
         "organization",
     )
     list_display_links = ("created",)
     list_filter = ("status", ("created_at", admin.DateFieldListFilter), CurrencyFilter)
-    list_select_related = ("product", "customer", "organization")
+    # The order a succeeded checkout became, and its subscription, in the same query.
+    list_select_related = ("product", "customer", "organization", "order__subscription__product")
     search_fields = ("customer_email", "customer__email")
     search_help_text = "A checkout id (exact), or the customer's e-mail."
     show_full_result_count = False
@@ -62,7 +96,7 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
                 "fields": (
                     "status_badge",
                     "organization",
-                    "product",
+                    "product_link",
                     "price",
                     "seats",
                     "custom_amount_display",
@@ -76,7 +110,7 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
             "Customer",
             {
                 "fields": (
-                    "customer",
+                    "customer_display",
                     "customer_email",
                     "customer_name",
                     "is_business",
@@ -124,10 +158,24 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
         return badge(checkout.status, CHECKOUT_TONES.get(checkout.status, "muted"))
 
     @admin.display(description="customer")
-    def customer_display(self, checkout: Checkout) -> str:
+    def customer_display(self, checkout: Checkout):
         if checkout.customer_id is not None:
-            return checkout.customer.email
+            return admin_link(checkout.customer, customer_label(checkout.customer))
         return checkout.customer_email or "—"
+
+    @admin.display(description="order")
+    def order_display(self, checkout: Checkout):
+        order = getattr(checkout, "order", None)
+        if order is None:
+            return "—"
+        links = [Link(order_label(order), admin_url(order))]
+        if order.subscription_id:
+            links.append(subscription_link(order.subscription))
+        return format_html_join(" · ", "{}", ((link.html(),) for link in links))
+
+    @admin.display(description="product", ordering="product__name")
+    def product_link(self, checkout: Checkout):
+        return admin_link(checkout.product, checkout.product.name)
 
     @admin.display(description="total", ordering="total")
     def total_display(self, checkout: Checkout) -> str:
@@ -183,7 +231,7 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="billing address")
     def billing_address_pretty(self, checkout: Checkout):
-        return pretty_json(checkout.billing_address) if checkout.billing_address else "—"
+        return address_block(checkout.billing_address)
 
     @admin.display(description="metadata")
     def metadata_pretty(self, checkout: Checkout):

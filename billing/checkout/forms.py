@@ -7,28 +7,14 @@ minimum charges) stays in ``billing.checkout.services``.
 
 from __future__ import annotations
 
-import unicodedata
-from functools import cache
 from typing import Any
 
-from babel import Locale
 from django import forms
 
 from billing.catalog.models import Price
 from billing.checkout.models import Checkout
 from billing.money import InvalidAmount, parse_amount
-from core.api.fields import COUNTRY_CODES
-
-
-@cache
-def country_choices(locale: str = "en") -> tuple[tuple[str, str], ...]:
-    """(code, name) for every country, sorted by name as people read it (Å with the As)."""
-    names = Locale.parse(locale).territories
-
-    def key(item: tuple[str, str]) -> str:
-        return unicodedata.normalize("NFKD", item[1]).encode("ascii", "ignore").decode().casefold()
-
-    return tuple(sorted(((code, names.get(code, code)) for code in COUNTRY_CODES), key=key))
+from core.addresses import country_choices
 
 
 class CheckoutForm(forms.Form):

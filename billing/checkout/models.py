@@ -3,6 +3,7 @@ import secrets
 from django.db import models
 from django.db.models import Q
 
+from billing.money import format_amount
 from core.models import BaseModel
 
 
@@ -75,7 +76,8 @@ class Checkout(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"checkout {self.pk} ({self.status})"
+        # Titles and audit lines: what it is, not its id (shown in the page's record).
+        return f"{format_amount(self.total, self.currency)} checkout ({self.status})"
 
     @property
     def reference(self) -> str:

@@ -250,7 +250,7 @@ class DisputeAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
             "payments",
             "payment",
             payment.pk,
-            f"{payment.reference} attempt {payment.attempt} ({payment.processor_payment_id or '—'})",
+            f"{payment} · {payment.processor_payment_id or '—'}",
         )
 
     @admin.display(description="money")

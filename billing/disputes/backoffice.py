@@ -67,7 +67,10 @@ def dispute_rows(disputes) -> list[dict]:
             "when": when(dispute.created_at),
             "status": status_badge(dispute),
             "amount": format_amount(dispute.amount, dispute.currency),
-            "fee": format_amount(dispute.fee, dispute.currency) if dispute.funds_withdrawn_at else "",
+            # The fee is in Stripe's settlement currency, which may differ from the disputed one.
+            "fee": format_amount(dispute.fee, dispute.fee_currency or dispute.currency)
+            if dispute.funds_withdrawn_at
+            else "",
             "evidence": evidence_due(dispute, now),
         }
         for dispute in disputes

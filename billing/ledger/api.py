@@ -16,6 +16,31 @@ from core.api.viewsets import IdempotentMixin, OrganizationScopedViewSet
 Kind = LedgerAccount.Kind
 
 
+class BalanceBreakdownSerializer(serializers.Serializer):
+    hold_started_at = serializers.DateTimeField(
+        help_text="`as_of` less `payout_hold_days`: money in after this instant is still held."
+    )
+    settled = serializers.IntegerField(
+        help_text="The balance as it stood at `hold_started_at`: everything older than the hold."
+    )
+    held = serializers.IntegerField(
+        help_text="Money in since `hold_started_at` (payments, refunds or disputes given back, "
+        "credits): not available until the hold has passed. Equals `pending`."
+    )
+    refunds = serializers.IntegerField(
+        help_text="Refunds since `hold_started_at` (zero or negative): they count at once."
+    )
+    disputes = serializers.IntegerField(
+        help_text="Disputed amounts withdrawn and dispute fees since `hold_started_at` (zero or "
+        "negative): they count at once."
+    )
+    payouts = serializers.IntegerField(help_text="Payouts since `hold_started_at` (zero or negative).")
+    other = serializers.IntegerField(
+        help_text="Other money out since `hold_started_at` (zero or negative): balance adjustments "
+        "and customer wallet credits the organization funded."
+    )
+
+
 class CurrencyBalanceSerializer(serializers.Serializer):
     currency = serializers.CharField(help_text="Lowercase ISO 4217 code.")
     balance = serializers.IntegerField(
@@ -27,6 +52,11 @@ class CurrencyBalanceSerializer(serializers.Serializer):
     )
     pending = serializers.IntegerField(help_text="balance - available: money still inside the payout hold.")
     in_transit = serializers.IntegerField(help_text="Paid out and on its way to the bank account.")
+    breakdown = BalanceBreakdownSerializer(
+        help_text="Why `available` is what it is: `available = settled + refunds + disputes + payouts "
+        "+ other` and `balance = available + held`. A negative `available` is money out (refunds, "
+        "disputes) beyond what had settled while the payments that cover it are still `held`."
+    )
 
 
 class BalanceSerializer(serializers.Serializer):
@@ -50,7 +80,8 @@ class BalanceView(IdempotentMixin, APIView):
         responses=BalanceSerializer,
         description="The organization's balance per currency: `balance` (everything the ledger owes "
         "it), `available` (older than the payout hold of `payout_hold_days`), `pending` "
-        "(`balance - available`) and `in_transit` (paid out, not arrived). Amounts in minor units.",
+        "(`balance - available`) and `in_transit` (paid out, not arrived), with the `breakdown` that "
+        "explains `available`: `settled + refunds + disputes + payouts + other`. Amounts in minor units.",
     )
     def get(self, request):
         organization = request.auth.organization

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, Sum
 
 from accounts.models import Organization
-from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry
+from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry, LedgerTransaction
 
 Kind = LedgerAccount.Kind
 
@@ -98,11 +98,67 @@ def wallet_balance(customer, currency: str) -> int:
 # --- balances per currency, statements, platform revenue (issue 6) ----------------------------
 
 
+# Money out of the hold window, by what took it (merchant view: negative takes from the balance).
+OUTFLOW_CATEGORIES: dict[str, str] = {
+    LedgerTransaction.Type.REFUND: "refunds",
+    LedgerTransaction.Type.REFUND_REVERSAL: "refunds",
+    LedgerTransaction.Type.DISPUTE: "disputes",
+    LedgerTransaction.Type.DISPUTE_REVERSAL: "disputes",
+    LedgerTransaction.Type.DISPUTE_FEE: "disputes",
+    LedgerTransaction.Type.DISPUTE_FEE_REVERSAL: "disputes",
+    LedgerTransaction.Type.PAYOUT: "payouts",
+    LedgerTransaction.Type.PAYOUT_REVERSAL: "payouts",
+}
+BREAKDOWN_OUTFLOWS = ("refunds", "disputes", "payouts", "other")
+
+
+def available_breakdown(organization: Organization, currency: str, at: datetime) -> dict:
+    """Why ``available`` is what it is, from the same hold-window range ``available_balance``
+    reads (one grouped index range, bounded by the hold, not by the history):
+
+    - ``settled``: the balance as it stood when the hold window began (``hold_started_at``);
+    - ``held``: money in since then (payments, refunds or disputes given back, credits):
+      not available until the hold has passed; it is ``pending``;
+    - ``refunds``, ``disputes`` (amounts and fees), ``payouts``, ``other`` (adjustments,
+      wallet credits): money out since then, which counts at once (zero or negative).
+
+    So ``available = settled + refunds + disputes + payouts + other`` and
+    ``balance = available + held``: a negative available balance is money out that
+    exceeds what had settled, while the payments that would cover it are still held."""
+    cutoff = at - timedelta(days=organization.payout_hold_days)
+    result = {"hold_started_at": cutoff, "settled": 0, "held": 0, **dict.fromkeys(BREAKDOWN_OUTFLOWS, 0)}
+    account_id = _account_id(Kind.MERCHANT_BALANCE, currency, organization)
+    if account_id is None:
+        return result
+    rows = (
+        LedgerEntry.objects.filter(account_id=account_id, created_at__gte=cutoff)
+        .order_by()
+        .values("transaction__type")
+        .annotate(
+            window=Sum("amount", default=0),
+            debits=Sum("amount", filter=Q(created_at__lte=at, amount__gt=0), default=0),
+        )
+    )
+    since_cutoff = 0
+    held = 0
+    for row in rows:
+        since_cutoff += row["window"]
+        debits = int(row["debits"])
+        # Credits are negative in the table: what they add to the merchant's balance is held.
+        held -= int(row["window"]) - debits
+        category = OUTFLOW_CATEGORIES.get(row["transaction__type"], "other")
+        result[category] -= debits
+    result["settled"] = -(_balance(account_id) - int(since_cutoff))
+    result["held"] = held
+    return result
+
+
 def organization_balances(organization: Organization, at: datetime) -> list[dict]:
     """Per currency the merchant has a balance account in: ``balance`` (what the platform
     owes), ``available`` (older than the payout hold, see ``available_balance``),
-    ``pending`` (the rest) and ``in_transit`` (paid out, not arrived yet). One query for the
-    accounts and their running balances, then one hold-window scan per currency."""
+    ``pending`` (the rest), ``in_transit`` (paid out, not arrived yet) and ``breakdown``
+    (``available_breakdown``: what holds and what took the available part). One query for
+    the accounts and their running balances, then one hold-window scan per currency."""
     accounts = (
         LedgerAccount.objects.filter(
             organization=organization,
@@ -120,7 +176,8 @@ def organization_balances(organization: Organization, at: datetime) -> list[dict
     rows = []
     for currency in sorted(owed):
         balance = owed[currency]
-        available = available_balance(organization, currency, at)
+        breakdown = available_breakdown(organization, currency, at)
+        available = breakdown["settled"] + sum(breakdown[name] for name in BREAKDOWN_OUTFLOWS)
         rows.append(
             {
                 "currency": currency,
@@ -128,6 +185,7 @@ def organization_balances(organization: Organization, at: datetime) -> list[dict
                 "available": available,
                 "pending": balance - available,
                 "in_transit": in_transit.get(currency, 0),
+                "breakdown": breakdown,
             }
         )
     return rows

@@ -29,13 +29,14 @@ from billing.orders.models import Order
 from billing.orders.selectors import order_payments
 from billing.orders.services import order_payment_hold_release
 from billing.payments.admin import payment_status_badge
+from billing.payments.backoffice import PAID_FOR, Link, PaidFor
 from billing.payments.models import Payment
 from billing.refunds.backoffice import RefundOrder, refunds_table
 from core import clock
 from core.admin import ReadOnlyAdmin
 from core.backoffice.actions import ModalAction, ModalActionsMixin
 from core.backoffice.dashboard import Metric, dashboard
-from core.backoffice.display import badge, pretty_json, when
+from core.backoffice.display import address_block, admin_url, badge, pretty_json, when
 from core.backoffice.search import IdSearchMixin
 from core.backoffice.timeline import admin_change_url, tax_rate_label
 
@@ -184,6 +185,38 @@ def currency_totals_metric(totals: dict[str, int], *, hint: str, url: str | None
     if others:
         hint = f"{hint} · also " + ", ".join(format_amount(a, c) for c, a in others)
     return Metric(format_amount(amount, currency), hint=hint, url=url)
+
+
+def order_label(order: Order) -> str:
+    """The invoice number, or what the order is while it has none: ``pending order · $24.00``."""
+    if order.invoice_number:
+        return order.invoice_number
+    return f"{order.get_status_display().lower()} order · {format_amount(order.total, order.currency)}"
+
+
+def subscription_link(subscription) -> Link | None:
+    if subscription is None:
+        return None
+    return Link(f"{subscription.product.name} subscription", admin_url(subscription))
+
+
+def orders_paid_for(ids: list) -> dict:
+    """``PAID_FOR["order"]``: each order with its product and subscription, one query."""
+    orders = Order.objects.filter(pk__in=ids).select_related("product", "subscription__product")
+    found = {}
+    for order in orders:
+        order_link = Link(order_label(order), admin_url(order))
+        product = Link(order.product.name, admin_url(order.product)) if order.product_id else None
+        found[order.pk] = PaidFor(
+            what=order_link,
+            order=order_link,
+            product=product,
+            subscription=subscription_link(order.subscription),
+        )
+    return found
+
+
+PAID_FOR["order"] = orders_paid_for
 
 
 # --- dashboard -----------------------------------------------------------------------------
@@ -489,7 +522,7 @@ class OrderAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="billing address")
     def billing_address_pretty(self, order: Order):
-        return pretty_json(order.billing_address) if order.billing_address else "—"
+        return address_block(order.billing_address)
 
     @admin.display(description="metadata")
     def metadata_pretty(self, order: Order):

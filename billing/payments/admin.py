@@ -6,10 +6,11 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from billing.money import format_amount
 from billing.payments import events
+from billing.payments.backoffice import Link, PaidFor, event_payments, paid_for
 from billing.payments.models import ExternalEvent, Payment
 from billing.payments.receivers import UNMATCHED_NOTE
 from billing.payments.selectors import payments_held
@@ -17,7 +18,7 @@ from core import clock
 from core.admin import ReadOnlyAdmin
 from core.backoffice.actions import ModalAction, ModalActionsMixin
 from core.backoffice.dashboard import Metric, dashboard
-from core.backoffice.display import badge, pretty_json, when
+from core.backoffice.display import admin_link, badge, customer_label, pretty_json, when
 
 PAYMENT_TONES = {
     "succeeded": "good",
@@ -104,8 +105,10 @@ class PaymentAdmin(ReadOnlyAdmin):
         "amount_display",
         "status_badge",
         "trigger",
-        "reference",
-        "customer",
+        "paid_for_display",
+        "product_display",
+        "subscription_display",
+        "customer_link",
         "organization",
     )
     list_filter = ("status", HeldFilter, "trigger", "processor", ("created_at", admin.DateFieldListFilter))
@@ -120,7 +123,8 @@ class PaymentAdmin(ReadOnlyAdmin):
             {
                 "fields": (
                     "organization",
-                    "customer",
+                    "customer_link",
+                    "paid_for_links",
                     "reference",
                     "attempt",
                     "trigger",
@@ -149,11 +153,24 @@ class PaymentAdmin(ReadOnlyAdmin):
         ),
         (
             "Outcome",
-            {"fields": ("decline_code", "decline_message", "risk_level", "risk_score", "amount_refunded")},
+            {"fields": ("decline_code", "decline_message", "risk_level", "risk_score", "refunded_display")},
         ),
-        ("Fees", {"fields": ("balance_transaction_id", "fee", "net")}),
+        ("Fees", {"fields": ("balance_transaction_id", "fee_display", "net_display")}),
         ("Record", {"fields": ("id", "created_at", "succeeded_at", "failed_at", "note", "metadata")}),
     )
+
+    def get_changelist_instance(self, request):
+        # What each row pays for, resolved for the whole page at once (one query per kind).
+        changelist = super().get_changelist_instance(request)
+        found = paid_for(payment.reference for payment in changelist.result_list)
+        for payment in changelist.result_list:
+            payment.paid_for = found.get(payment.reference)
+        return changelist
+
+    def _paid_for(self, payment: Payment) -> PaidFor | None:
+        if not hasattr(payment, "paid_for"):
+            payment.paid_for = paid_for([payment.reference]).get(payment.reference)
+        return payment.paid_for
 
     @admin.display(description="created", ordering="created_at")
     def created(self, payment: Payment):
@@ -162,6 +179,58 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, payment: Payment) -> str:
         return format_amount(payment.amount, payment.currency)
+
+    @admin.display(description="pays for")
+    def paid_for_display(self, payment: Payment):
+        found = self._paid_for(payment)
+        if found is None:
+            return payment.reference
+        if found.order is None or found.order == found.what:
+            return found.what.html()
+        # A checkout that succeeded: its order is what the operator looks for.
+        via = Link("via checkout", found.what.url)
+        return format_html('{} <span class="bo-quiet">{}</span>', found.order.html(), via.html())
+
+    @admin.display(description="product")
+    def product_display(self, payment: Payment):
+        found = self._paid_for(payment)
+        return found.product.html() if found and found.product else "—"
+
+    @admin.display(description="subscription")
+    def subscription_display(self, payment: Payment):
+        found = self._paid_for(payment)
+        return found.subscription.html() if found and found.subscription else "—"
+
+    @admin.display(description="customer", ordering="customer__email")
+    def customer_link(self, payment: Payment):
+        if payment.customer_id is None:
+            return "—"
+        return admin_link(payment.customer, customer_label(payment.customer))
+
+    @admin.display(description="pays for")
+    def paid_for_links(self, payment: Payment):
+        found = self._paid_for(payment)
+        if found is None:
+            return payment.reference
+        rows = [found.what.html()] + [
+            format_html("{}: {}", name, link.html()) for name, link in found.links() if link != found.what
+        ]
+        return format_html_join(" · ", "{}", ((row,) for row in rows))
+
+    def _money(self, payment: Payment, amount: int | None) -> str:
+        return "—" if amount is None else format_amount(amount, payment.currency)
+
+    @admin.display(description="processor fee")
+    def fee_display(self, payment: Payment) -> str:
+        return self._money(payment, payment.fee)
+
+    @admin.display(description="net of the fee")
+    def net_display(self, payment: Payment) -> str:
+        return self._money(payment, payment.net)
+
+    @admin.display(description="refunded")
+    def refunded_display(self, payment: Payment) -> str:
+        return self._money(payment, payment.amount_refunded)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, payment: Payment):
@@ -220,10 +289,30 @@ class IgnoreEvent(ModalAction):
         return events.external_event_ignore(event=obj, actor=request.user, **form.cleaned_data)
 
 
+def attach_concerns(events) -> None:
+    """Set ``concerns_payment`` and ``concerns_paid_for`` on each event: two queries for
+    the payments, then one per kind of reference (order, checkout)."""
+    payments = event_payments(events)
+    found = paid_for(p.reference for p in payments.values())
+    for event in events:
+        payment = payments.get(event.pk)
+        event.concerns_payment = payment
+        event.concerns_paid_for = found.get(payment.reference) if payment is not None else None
+
+
 @admin.register(ExternalEvent)
 class ExternalEventAdmin(ModalActionsMixin, ReadOnlyAdmin):
     modal_actions = [ReplayEvent, IgnoreEvent]
-    list_display = ("received", "type", "status_badge", "attempts", "event_id", "note_short")
+    list_display = (
+        "received",
+        "type",
+        "status_badge",
+        "order_link",
+        "customer_link",
+        "attempts",
+        "event_id",
+        "note_short",
+    )
     list_filter = ("status", "type", ("received_at", admin.DateFieldListFilter))
     search_fields = ("=event_id", "type")
     search_help_text = "An event id (exact) or an event type."
@@ -233,6 +322,7 @@ class ExternalEventAdmin(ModalActionsMixin, ReadOnlyAdmin):
         "event_id",
         "type",
         "status_badge",
+        "concerns",
         "note",
         "occurred_at",
         "received_at",
@@ -243,6 +333,52 @@ class ExternalEventAdmin(ModalActionsMixin, ReadOnlyAdmin):
         "delivery_link",
         "payload_pretty",
     )
+
+    def get_changelist_instance(self, request):
+        # The payment, order and customer of every row, for the whole page at once.
+        changelist = super().get_changelist_instance(request)
+        attach_concerns(changelist.result_list)
+        return changelist
+
+    def _concerns(self, event: ExternalEvent) -> tuple[Payment | None, PaidFor | None]:
+        if not hasattr(event, "concerns_payment"):
+            attach_concerns([event])
+        return event.concerns_payment, event.concerns_paid_for
+
+    @admin.display(description="order")
+    def order_link(self, event: ExternalEvent):
+        _, found = self._concerns(event)
+        if found is not None and found.order is not None:
+            return found.order.html()
+        return found.what.html() if found is not None else "—"
+
+    @admin.display(description="customer")
+    def customer_link(self, event: ExternalEvent):
+        payment, _ = self._concerns(event)
+        if payment is None or payment.customer_id is None:
+            return "—"
+        return admin_link(payment.customer, customer_label(payment.customer))
+
+    @admin.display(description="concerns")
+    def concerns(self, event: ExternalEvent):
+        payment, found = self._concerns(event)
+        if payment is None:
+            return "No payment of ours: the ids this event carries match none."
+        rows = [
+            (
+                "payment",
+                admin_link(
+                    payment, f"attempt {payment.attempt} · {format_amount(payment.amount, payment.currency)}"
+                ),
+            )
+        ]
+        if found is not None:
+            rows += [(name, link.html()) for name, link in found.links()]
+            if found.order is None:
+                rows.insert(1, ("for", found.what.html()))
+        if payment.customer_id is not None:
+            rows.append(("customer", admin_link(payment.customer, customer_label(payment.customer))))
+        return format_html_join(" · ", "{}: {}", rows)
 
     @admin.display(description="received", ordering="received_at")
     def received(self, event: ExternalEvent):

@@ -1,6 +1,7 @@
 from django.db import models
 from django.db.models import F, Q
 
+from billing.money import format_amount
 from core import clock
 from core.models import BaseModel
 
@@ -125,7 +126,9 @@ class Payment(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference} attempt {self.attempt} ({self.status})"
+        # What operators read in titles and audit lines; the reference is on the page.
+        kind = self.reference.partition(":")[0] or "payment"
+        return f"{format_amount(self.amount, self.currency)} {kind} payment · attempt {self.attempt} ({self.status})"
 
     @property
     def is_held(self) -> bool:

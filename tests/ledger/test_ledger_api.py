@@ -47,7 +47,8 @@ def test_balance_per_currency_with_the_payout_hold(merchant, customer, api):
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["object"] == "balance" and body["payout_hold_days"] == 7
-    assert body["balances"] == [
+    figures = [{k: v for k, v in b.items() if k != "breakdown"} for b in body["balances"]]
+    assert figures == [
         # eur: paid 5 days ago, still inside the hold
         {"currency": "eur", "balance": 1870, "available": 0, "pending": 1870, "in_transit": 0},
         # usd: the first order is past the hold, the second is not; the debit counts at once
