@@ -34,11 +34,10 @@ from django.db import IntegrityError, transaction
 
 from billing.disputes.models import Dispute
 from billing.ledger import postings
-from billing.orders.locks import order_lock
-from billing.orders.models import Order
+from billing.orders.locks import order_lock, order_lock_with_subscription
+from billing.orders.selectors import payment_order
 from billing.payments.models import Payment
-from billing.payments.services import payment_find, reference_id
-from billing.subscriptions.locks import order_lock_with_subscription
+from billing.payments.services import payment_find
 from core import clock
 from core.errors import Conflict, InvalidInput
 from core.locks import lock_first
@@ -135,24 +134,13 @@ def _fee_of(entries: list[dict]) -> tuple[int, str]:
     return total, currency
 
 
-def dispute_order(payment: Payment) -> Order | None:
-    """The order a disputed payment paid: ``order:<id>``, or the order of ``checkout:<id>``."""
-    order_id = reference_id(payment, "order")
-    if order_id is not None:
-        return Order.objects.filter(pk=order_id).first()
-    checkout_id = reference_id(payment, "checkout")
-    if checkout_id is not None:
-        return Order.objects.filter(checkout_id=checkout_id).first()
-    return None
-
-
 def _lock_or_create(
     processor_dispute_id: str, payment: Payment, facts: dict[str, Any]
 ) -> tuple[Dispute, bool]:
     dispute = lock_first(Dispute.objects.filter(processor_dispute_id=processor_dispute_id))
     if dispute is not None:
         return dispute, False
-    order = dispute_order(payment)
+    order = payment_order(payment)
     try:
         with transaction.atomic():
             dispute = Dispute.objects.create(
@@ -350,7 +338,7 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
     )
     if payment is None:
         return None
-    if (order := dispute_order(payment)) is not None:
+    if (order := payment_order(payment)) is not None:
         # core.locks: the subscription (a chargeback may revoke it) and the order before the dispute.
         order_lock_with_subscription(order.pk)
     dispute, created = _lock_or_create(processor_dispute_id, payment, {**facts, "snapshot": {}})

@@ -25,12 +25,12 @@ from billing.disputes.models import Dispute
 from billing.ledger.postings import ledger_post_refund, ledger_post_refund_reversal, tax_share
 from billing.ledger.services import order_settled_payment
 from billing.money import format_amount
+from billing.orders.locks import order_lock_with_subscription
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.payments.processor import ProcessorError
 from billing.payments.services import processor_for
 from billing.refunds.models import Refund
-from billing.subscriptions.locks import order_lock_with_subscription
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput

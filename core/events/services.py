@@ -61,18 +61,26 @@ def event_record(*, type: str, obj: models.Model, organization=None, data: dict 
     return event
 
 
-def events_record_bulk(*, type: str, objects: Iterable[models.Model] | models.QuerySet) -> list[Event]:
+def events_record_bulk(
+    *,
+    type: str,
+    objects: Iterable[models.Model] | models.QuerySet,
+    payloads: Sequence[dict] | None = None,
+) -> list[Event]:
     """One event of ``type`` per object, serialized together and inserted in one statement
-    (the renewal path). A query set is first given its kind's ``prepare`` (related rows)."""
+    (the renewal path). A query set is first given its kind's ``prepare`` (related rows).
+    ``payloads`` (JSON-ready, one per object) are representations the caller built itself,
+    equal to the registered serializer's (``core.api.representation``)."""
     _require_transaction()
     spec = event_type(type)
     kind = REGISTRY.kinds[spec.object_type]
-    if isinstance(objects, models.QuerySet) and kind.prepare:
+    if isinstance(objects, models.QuerySet) and kind.prepare and payloads is None:
         objects = kind.prepare(objects)
     objects = list(objects)
     if not objects:
         return []
-    payloads = _json(kind.serializer(objects, many=True).data)
+    if payloads is None:
+        payloads = _json(kind.serializer(objects, many=True).data)
     now = clock.now()
     events = Event.objects.bulk_create(
         [
