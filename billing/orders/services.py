@@ -169,6 +169,19 @@ def order_create(
     return order
 
 
+def order_refunded_set(*, order: Order, refunded_amount: int, status: str) -> bool:
+    """A locked order's refunded amount and status, as its refunds now add up (the refunds app
+    counts them): saved with ``order.refunded`` when more was refunded, ``order.updated`` when
+    a refund failed and gave some back. False when nothing changed."""
+    if (order.refunded_amount, order.status) == (refunded_amount, status):
+        return False
+    more = refunded_amount > order.refunded_amount
+    order.refunded_amount, order.status = refunded_amount, status
+    order.save(update_fields=["refunded_amount", "status", "updated_at"])
+    order_event_record(type="order.refunded" if more else "order.updated", order=order)
+    return True
+
+
 def order_event_record(*, type: str, order: Order) -> None:
     """Record an event of one order, in the caller's transaction (the order is written)."""
     event_record(type=type, obj=order)
