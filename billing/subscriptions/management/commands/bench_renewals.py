@@ -134,10 +134,10 @@ class Command(BaseCommand):
                     billing_reason, currency, subtotal, discount_amount, net, tax, total, applied_balance, due,
                     refunded_amount, platform_fee, tax_rate_bps, tax_inclusive, reverse_charge, billing_name,
                     customer_tax_id, subscription_id, product_id, period_start, period_end, metadata,
-                    dunning_attempts)
+                    dunning_attempts, payment_hold)
                 SELECT order_id, %(now)s, %(now)s, %(org)s, customer_id, 'pending', 'subscription_cycle', currency,
                     amount, 0, amount, 0, amount, 0, amount, 0, 0, 0, false, false, '', '', subscription_id,
-                    product_id, start, "end", '{}', 0
+                    product_id, start, "end", '{}', 0, ''
                 FROM bench_due
                 """,
                 params,
@@ -172,6 +172,8 @@ class Command(BaseCommand):
     def _cleanup(self, org: Organization) -> None:
         with connection.cursor() as cursor:
             for table, column in [
+                ("events_eventhandling", "event_id IN (SELECT id FROM events_event WHERE organization_id = %s)"),
+                ("events_event", "organization_id = %s"),
                 ("orders_orderitem", "order_id IN (SELECT id FROM orders_order WHERE organization_id = %s)"),
                 ("subscriptions_billingentry", "organization_id = %s"),
                 ("orders_order", "organization_id = %s"),
