@@ -10,13 +10,20 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from billing.disputes.backoffice import AWAITING_RESPONSE, SOON_DAYS, evidence_due, status_badge
+from billing.disputes.backoffice import (
+    AWAITING_RESPONSE,
+    SOON_DAYS,
+    disputes_table,
+    evidence_due,
+    status_badge,
+)
 from billing.disputes.models import Dispute
 from billing.ledger.models import LedgerTransaction
 from billing.money import format_amount
 from billing.orders.admin import (
     BILLING_CSS,
     EMAIL_RE,
+    ORDER_PAGE_SECTIONS,
     CurrencyFilter,
     CustomerEmailSearchMixin,
     link_to,
@@ -28,6 +35,8 @@ from core.admin import ReadOnlyAdmin
 from core.backoffice.dashboard import Metric, dashboard
 from core.backoffice.display import pretty_json, when
 from core.backoffice.timeline import admin_change_url, order_label
+
+ORDER_PAGE_SECTIONS["disputes"] = disputes_table  # the order page's disputes section
 
 S = Dispute.Status
 AWAITING = "awaiting_response"

@@ -16,7 +16,8 @@ under a row lock and applies, exactly once each, whatever the snapshot proves ha
 - a won dispute with ``organization.dispute_won_restores_access``: the subscription its
   chargeback ended is restored while its paid period runs;
 - a new chargeback (not an inquiry) with ``organization.dispute_revokes_access``: the
-  order's subscription ends now and each ``DISPUTE_BENEFIT_REVOCATION_HOOKS`` runs.
+  order's subscription ends now and ``dispute.created`` (or ``dispute.updated``) is recorded
+  with ``access_revoked_at`` set, on which benefits revoke.
 
 Each step is guarded by a timestamp on the dispute row (``funds_withdrawn_at``,
 ``funds_reinstated_at``, ``access_revoked_at``) and each posting by its idempotency key,
@@ -26,7 +27,6 @@ Inquiries (``warning_*``) never move money.
 
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,13 +34,13 @@ from django.db import IntegrityError, transaction
 
 from billing.disputes.models import Dispute
 from billing.ledger import postings
-from billing.orders.locks import order_lock
-from billing.orders.models import Order
+from billing.orders.locks import order_lock, order_lock_with_subscription
+from billing.orders.selectors import payment_order
 from billing.payments.models import Payment
-from billing.payments.services import payment_find, reference_id
-from billing.subscriptions.locks import order_lock_with_subscription
+from billing.payments.services import payment_find
 from core import clock
 from core.errors import Conflict, InvalidInput
+from core.events.services import event_record
 from core.locks import lock_first
 from core.retry import retry_on_conflict
 
@@ -62,13 +62,6 @@ RANK = {
 }
 FUNDS_WITHDRAWN_EVENT = "charge.dispute.funds_withdrawn"
 FUNDS_REINSTATED_EVENT = "charge.dispute.funds_reinstated"
-
-# Called with order= and dispute= once, when a new chargeback revokes access (benefits
-# register here when they exist). Runs inside the dispute's transaction.
-DISPUTE_BENEFIT_REVOCATION_HOOKS: list[Callable[..., object]] = []
-# Called with order= and dispute= once, when a won dispute restores the access it revoked
-# (``organization.dispute_won_restores_access``). Runs inside the dispute's transaction.
-DISPUTE_BENEFIT_RESTORATION_HOOKS: list[Callable[..., object]] = []
 
 
 def _id(value) -> str:
@@ -135,24 +128,13 @@ def _fee_of(entries: list[dict]) -> tuple[int, str]:
     return total, currency
 
 
-def dispute_order(payment: Payment) -> Order | None:
-    """The order a disputed payment paid: ``order:<id>``, or the order of ``checkout:<id>``."""
-    order_id = reference_id(payment, "order")
-    if order_id is not None:
-        return Order.objects.filter(pk=order_id).first()
-    checkout_id = reference_id(payment, "checkout")
-    if checkout_id is not None:
-        return Order.objects.filter(checkout_id=checkout_id).first()
-    return None
-
-
 def _lock_or_create(
     processor_dispute_id: str, payment: Payment, facts: dict[str, Any]
 ) -> tuple[Dispute, bool]:
     dispute = lock_first(Dispute.objects.filter(processor_dispute_id=processor_dispute_id))
     if dispute is not None:
         return dispute, False
-    order = dispute_order(payment)
+    order = payment_order(payment)
     try:
         with transaction.atomic():
             dispute = Dispute.objects.create(
@@ -281,7 +263,7 @@ def _reinstate(dispute: Dispute) -> None:
     postings.ledger_post_dispute_reversal(dispute=dispute)
 
 
-def _revoke_access(dispute: Dispute) -> None:
+def _revoke_access(dispute: Dispute, *, created: bool) -> None:
     dispute.access_revoked_at = clock.now()
     dispute.save(update_fields=["access_revoked_at", "updated_at"])
     logger.info("dispute %s: revoking the access the order gave", dispute.processor_dispute_id)
@@ -302,14 +284,15 @@ def _revoke_access(dispute: Dispute) -> None:
                 dispute.save(
                     update_fields=["revoked_subscription", "revoked_subscription_status", "updated_at"]
                 )
-    for hook in DISPUTE_BENEFIT_REVOCATION_HOOKS:
-        hook(order=order, dispute=dispute)
+    # Benefits revoke on this event (its ``access_revoked_at`` is set).
+    event_record(type="dispute.created" if created else "dispute.updated", obj=dispute)
 
 
 def _restore_access(dispute: Dispute) -> None:
     """A won dispute gives back what its chargeback took away, when the organization says so:
     the subscription it ended continues (while its paid period runs; a past-due one stays
-    ended: its dunning was stopped) and each ``DISPUTE_BENEFIT_RESTORATION_HOOKS`` runs."""
+    ended: its dunning was stopped) and ``dispute.closed`` is recorded with
+    ``access_restored_at`` set, on which benefits are given back."""
     from billing.subscriptions.services import RESTORABLE_STATUSES, subscription_restore
 
     dispute.access_restored_at = clock.now()
@@ -331,8 +314,8 @@ def _restore_access(dispute: Dispute) -> None:
     dispute.save(update_fields=["access_restored_at", "access_note", "updated_at"])
     logger.info("dispute %s won: %s", dispute.processor_dispute_id, note)
     if dispute.order is not None:
-        for hook in DISPUTE_BENEFIT_RESTORATION_HOOKS:
-            hook(order=dispute.order, dispute=dispute)
+        # Benefits are given back on this event (its ``access_restored_at`` is set).
+        event_record(type="dispute.closed", obj=dispute)
 
 
 @retry_on_conflict
@@ -350,7 +333,7 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
     )
     if payment is None:
         return None
-    if (order := dispute_order(payment)) is not None:
+    if (order := payment_order(payment)) is not None:
         # core.locks: the subscription (a chargeback may revoke it) and the order before the dispute.
         order_lock_with_subscription(order.pk)
     dispute, created = _lock_or_create(processor_dispute_id, payment, {**facts, "snapshot": {}})
@@ -390,7 +373,7 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
         and dispute.access_revoked_at is None
         and organization.dispute_revokes_access
     ):
-        _revoke_access(dispute)
+        _revoke_access(dispute, created=created)
     if (
         dispute.status == S.WON
         and dispute.access_revoked_at is not None

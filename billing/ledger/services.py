@@ -11,6 +11,7 @@ from accounts.locks import customers_lock
 from accounts.models import Customer, Organization
 from billing.ledger.models import LedgerAccount, LedgerBalance, LedgerEntry, LedgerTransaction
 from billing.orders.models import Order
+from billing.orders.selectors import order_payment_references
 from billing.payments.models import Payment
 from billing.payments.selectors import reference_settled_payment
 from core import clock
@@ -19,7 +20,7 @@ from core.errors import Conflict, InvalidInput
 Kind = LedgerAccount.Kind
 TxType = LedgerTransaction.Type
 
-PAID_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED, Order.Status.REFUNDED)
+PAID_STATUSES = Order.PAID_STATUSES  # kept for importers; the set lives on the model
 
 
 def account_for(
@@ -149,10 +150,10 @@ def order_paid_key(order: Order) -> str:
 
 def order_settled_payment(order: Order) -> Payment | None:
     """The succeeded payment that paid the order (its own reference, else its checkout's)."""
-    payment = reference_settled_payment(order.reference)
-    if payment is None and order.checkout_id is not None:
-        payment = reference_settled_payment(f"checkout:{order.checkout_id}")
-    return payment
+    for reference in order_payment_references(order):
+        if (payment := reference_settled_payment(reference)) is not None:
+            return payment
+    return None
 
 
 def ledger_post_order_paid(*, order: Order, at: datetime | None = None) -> LedgerTransaction | None:

@@ -42,8 +42,8 @@ from billing.money import (
     get_currency,
     is_supported_currency,
 )
+from billing.orders.amounts import order_balance_set
 from billing.orders.models import Order
-from billing.orders.services import platform_fee_for
 from core.audit import audit_record
 from core.errors import Forbidden, InvalidInput
 from core.retry import retry_on_conflict
@@ -214,9 +214,7 @@ def wallet_apply_preview(*, order: Order) -> int:
 
 
 def _apply(order: Order, applied: int) -> int:
-    order.applied_balance, order.carried_forward = applied, 0
-    order.due = max(0, order.total - applied)
-    order.platform_fee = platform_fee_for(organization=order.organization, amount=order.due)
+    order_balance_set(order, applied=applied)
     return applied
 
 
@@ -228,11 +226,7 @@ def wallet_carry_unchargeable(*, order: Order) -> int:
     the order's posting debits the wallet like any wallet payment. Sets
     ``carried_forward`` and returns the amount carried."""
     carried = order.due - chargeable_part(order.due, order.currency)
-    order.carried_forward = carried
-    if carried > 0:
-        order.applied_balance += carried
-        order.due -= carried
-        order.platform_fee = platform_fee_for(organization=order.organization, amount=order.due)
+    order_balance_set(order, applied=order.applied_balance + carried, carried=carried)
     return carried
 
 

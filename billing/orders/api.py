@@ -137,7 +137,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
     )
     @action(detail=True, methods=["post"])
     def retry_payment(self, request, pk=None):
-        from billing.subscriptions.services import order_payment_retry
+        from billing.orders.collection import order_payment_retry
 
         order = self.get_object()
         order_payment_retry(order=order, by_customer=False)

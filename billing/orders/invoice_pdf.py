@@ -37,7 +37,6 @@ _STATUS_LABELS = {
     "refunded": "Refunded",
     "void": "Void",
 }
-_PAID_STATUSES = {"paid", "partially_refunded", "refunded"}
 # Letters that have no Unicode decomposition to a Windows-1252 base letter.
 _FOLD = str.maketrans(
     {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "\u0131": "i", "ŀ": "l", "Ŀ": "L"}
@@ -230,7 +229,7 @@ def render_invoice_pdf(order, *, compress: bool = True) -> bytes:
         rows.append(
             ("Below the minimum charge: carried to your next invoice", money(-order.carried_forward), False)
         )
-    rows.append(("Amount paid" if order.status in _PAID_STATUSES else "Amount due", money(order.due), True))
+    rows.append(("Amount paid" if order.is_paid else "Amount due", money(order.due), True))
     if order.refunded_amount:
         rows.append(("Refunded", money(order.refunded_amount), False))
 

@@ -6,14 +6,21 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from accounts.locks import customer_lock
 from billing.orders.models import InvoiceCounter, Order
+from billing.orders.selectors import payment_order_id
+from billing.payments.models import Payment
 from core.locks import lock_all, lock_many, lock_one
+
+# The subscription model, through the order's foreign key: orders lock their subscription
+# first (the lock order of core.locks) without importing the app above them.
+SUBSCRIPTION_MODEL = Order._meta.get_field("subscription").related_model
 
 
 def order_lock(order_id, *, related: tuple[str, ...] = ()) -> Order | None:
-    """Lock one order row (``related`` rows are read with it, not locked). A path that also
-    changes the order's subscription locks the subscription first
-    (``billing.subscriptions.locks.order_lock_with_subscription``)."""
+    """Lock one order row (``related`` rows are read with it, not locked). A path that may
+    also change the order's subscription locks the subscription first
+    (``order_lock_with_subscription``)."""
     queryset = Order.objects.select_related(*related) if related else Order.objects.all()
     return lock_one(queryset, order_id)
 
@@ -44,3 +51,27 @@ def invoice_counters_lock(organization_ids: Iterable) -> dict:
                 [missing],
             )
     return {c.organization_id: c for c in lock_all(counters.order_by("organization_id"))}
+
+
+def order_lock_with_subscription(
+    order_id, *, related: tuple[str, ...] = (), customer: bool = False
+) -> Order | None:
+    """Lock an order after its subscription (and then, with ``customer``, its customer).
+    The subscription an order belongs to never changes, so it is read first without a lock."""
+    owner = Order.objects.filter(pk=order_id).values_list("subscription_id", "customer_id").first()
+    if owner is None:
+        return None
+    subscription_id, customer_id = owner
+    if subscription_id is not None:
+        lock_one(SUBSCRIPTION_MODEL, subscription_id)
+    order = order_lock(order_id, related=related)
+    if customer and order is not None:
+        customer_lock(customer_id)
+    return order
+
+
+def order_payment_lock(payment: Payment) -> None:
+    """``PAYMENT_LOCK_HOOKS["order"]``: before a payment of an order is locked, lock the
+    order's subscription, the order and its customer (whose wallet the order may draw on)."""
+    if payment.reference.startswith("order:") and (order_id := payment_order_id(payment)):
+        order_lock_with_subscription(order_id, customer=True)

@@ -28,6 +28,9 @@ class Order(BaseModel):
         REFUNDED = "refunded"
         VOID = "void"
 
+    # The money was taken: what the ledger posts, refunds start from and reports count.
+    PAID_STATUSES = (Status.PAID, Status.PARTIALLY_REFUNDED, Status.REFUNDED)
+
     organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="orders")
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -128,6 +131,10 @@ class Order(BaseModel):
     @property
     def reference(self) -> str:
         return f"order:{self.pk}"
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status in self.PAID_STATUSES
 
 
 class OrderItem(BaseModel):

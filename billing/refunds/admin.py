@@ -5,12 +5,24 @@ from django.contrib import admin
 from django.db.models import Q
 
 from billing.money import format_amount
-from billing.orders.admin import BILLING_CSS, CurrencyFilter, link_to, nowrap, when_field
-from billing.refunds.backoffice import REFUND_TONES
+from billing.orders.admin import (
+    BILLING_CSS,
+    ORDER_PAGE_SECTIONS,
+    CurrencyFilter,
+    OrderAdmin,
+    link_to,
+    nowrap,
+    when_field,
+)
+from billing.refunds.backoffice import REFUND_TONES, RefundOrder, refunds_table
 from billing.refunds.models import Refund
 from core.admin import ReadOnlyAdmin
 from core.backoffice.display import badge, when
 from core.backoffice.search import parse_uuid
+
+# The order page's refunds section and its "Refund" action (orders do not import refunds).
+ORDER_PAGE_SECTIONS["refunds"] = refunds_table
+OrderAdmin.modal_actions = [*OrderAdmin.modal_actions, RefundOrder]
 
 
 @admin.register(Refund)

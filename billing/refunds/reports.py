@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.db.models import Sum
 
-from billing.checkout.models import Checkout
 from billing.ledger.postings import ledger_post_refund, ledger_post_refund_reversal
 from billing.ledger.services import order_settled_payment
 from billing.orders.models import Order
+from billing.orders.selectors import payment_order
 from billing.payments.models import Payment
 from billing.payments.processor import RefundOutcome
-from billing.payments.services import payment_find, reference_id
+from billing.payments.services import payment_find
 from billing.refunds import services
 from billing.refunds.models import Refund
 from core import clock
@@ -126,17 +126,6 @@ def _timestamp(value) -> datetime | None:
         return datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def payment_order(payment: Payment) -> Order | None:
-    """The order a payment paid: ``order:<id>``, or the order of ``checkout:<id>``."""
-    order_id = reference_id(payment, "order")
-    if order_id is not None:
-        return Order.objects.filter(pk=order_id, organization_id=payment.organization_id).first()
-    checkout_id = reference_id(payment, "checkout")
-    if checkout_id is not None and Checkout.objects.filter(pk=checkout_id).exists():
-        return Order.objects.filter(checkout_id=checkout_id, organization_id=payment.organization_id).first()
-    return None
 
 
 def _same_charge(payment: Payment, *, payment_intent_id: str, charge_id: str) -> bool:

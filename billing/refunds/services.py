@@ -14,7 +14,6 @@ what a refund would move.
 
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,15 +24,17 @@ from billing.disputes.models import Dispute
 from billing.ledger.postings import ledger_post_refund, ledger_post_refund_reversal, tax_share
 from billing.ledger.services import order_settled_payment
 from billing.money import format_amount
+from billing.orders.locks import order_lock_with_subscription
 from billing.orders.models import Order
+from billing.orders.services import order_refunded_set
 from billing.payments.models import Payment
 from billing.payments.processor import ProcessorError
 from billing.payments.services import processor_for
 from billing.refunds.models import Refund
-from billing.subscriptions.locks import order_lock_with_subscription
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.events.services import event_record
 from core.faults import crash_point
 from core.locks import lock_one
 from core.retry import retry_on_conflict
@@ -43,9 +44,6 @@ logger = logging.getLogger("recur.refunds")
 S = Refund.Status
 ACTIVE = (S.PENDING, S.SUCCEEDED)  # refunds that count against the order (like Stripe's amount_refunded)
 REFUNDABLE_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
-
-# Called with order= when a refund revokes the order's benefits (the benefits feature registers).
-ORDER_BENEFIT_REVOCATION_HOOKS: list[Callable[..., object]] = []
 
 
 @dataclass(frozen=True)
@@ -219,9 +217,7 @@ def _recount(order: Order, payment: Payment | None) -> None:
     refunds that count (pending and succeeded): idempotent, so a retried step changes nothing."""
     refunded = int(_active(order).aggregate(total=Sum("amount", default=0))["total"])
     status = _status_for(order, refunded)
-    if (order.refunded_amount, order.status) != (refunded, status):
-        order.refunded_amount, order.status = refunded, status
-        order.save(update_fields=["refunded_amount", "status", "updated_at"])
+    order_refunded_set(order=order, refunded_amount=refunded, status=status)
     if payment is not None:
         card = int(
             Refund.objects.filter(payment=payment, status__in=ACTIVE).aggregate(
@@ -243,8 +239,6 @@ def _revoke_benefits(order: Order, actor, reason: str) -> None:
         if subscription.status != Subscription.Status.CANCELED:
             with contextlib.suppress(Conflict):  # ended meanwhile: nothing left to revoke
                 subscription_revoke(subscription=subscription, reason=reason, actor=actor)
-    for hook in ORDER_BENEFIT_REVOCATION_HOOKS:
-        hook(order=order)
 
 
 @retry_on_conflict
@@ -288,6 +282,9 @@ def refund_create(
         )
         ledger_post_refund(refund=refund)
         _recount(order, plan.payment)
+        # Benefits revoke on this event when its ``revoke_benefits`` is set (and on the
+        # subscription's own events when it is revoked).
+        event_record(type="refund.created", obj=refund)
         if revoke_benefits:
             _revoke_benefits(order, actor, reason=comment or f"refund ({reason})")
         if getattr(actor, "pk", None):  # an operator's refund (API refunds are the merchant's own)

@@ -30,6 +30,7 @@ from billing.orders.admin import (
     when_field,
 )
 from billing.orders.models import Order
+from billing.orders.selectors import order_payment_references
 from billing.subscriptions import services
 from billing.subscriptions.changes import CHANGEABLE, ChangePlan
 from billing.subscriptions.models import Subscription
@@ -768,15 +769,11 @@ class SubscriptionAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdm
         orders = list(sub.orders.order_by("-created_at")[: TIMELINE_ORDERS + 1])
         more = len(orders) > TIMELINE_ORDERS
         orders = orders[:TIMELINE_ORDERS]
-        references = [o.reference for o in orders] + [
-            f"checkout:{o.checkout_id}" for o in orders if o.checkout_id
-        ]
-        payments = payments_for(references)
+        references = {order.pk: order_payment_references(order) for order in orders}
+        payments = payments_for([r for refs in references.values() for r in refs])
         rows = []
         for order in orders:
-            attempts = payments[order.reference] + (
-                payments[f"checkout:{order.checkout_id}"] if order.checkout_id else []
-            )
+            attempts = [payment for r in references[order.pk] for payment in payments[r]]
             rows.append(
                 {
                     "order": order,

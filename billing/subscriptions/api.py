@@ -59,7 +59,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "cancel_at_period_end", "canceled_at", "ended_at", "past_due_at",
             "cancellation_reason", "cancellation_comment", "pause_at_period_end", "paused_at",
             "scheduled_change",
-            "discount_id", "discount_periods_remaining", "checkout_id", "metadata", "created_at",
+            "discount_id", "discount_periods_remaining", "checkout_id", "benefits_revoke_at", "metadata",
+            "created_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -7,18 +7,13 @@ class SubscriptionsConfig(AppConfig):
     verbose_name = "Subscriptions"
 
     def ready(self) -> None:
-        from billing.payments.services import (
-            CUSTOMER_PAYMENT_METHOD_HOOKS,
-            PAYMENT_HOOKS,
-            PAYMENT_LOCK_HOOKS,
-            PaymentHooks,
-        )
-        from billing.subscriptions import dunning, locks
+        from billing.subscriptions import consumers, events
+        from core.events.registry import register_consumer
 
-        PAYMENT_HOOKS["order"] = PaymentHooks(
-            on_succeeded=dunning.order_payment_succeeded,
-            on_failed=dunning.order_payment_failed,
-            on_held=dunning.order_payment_held,
+        events.register()
+        # What a subscription learns from its orders (paid, a failed payment, dunning gave up).
+        register_consumer(
+            "subscriptions.order_events",
+            types=consumers.ORDER_TYPES,
+            handle=consumers.subscription_on_order_event,
         )
-        PAYMENT_LOCK_HOOKS["order"] = locks.order_payment_lock
-        CUSTOMER_PAYMENT_METHOD_HOOKS.append(dunning.customer_payment_method_updated)

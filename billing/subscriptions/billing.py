@@ -10,10 +10,10 @@ from datetime import datetime
 
 from billing.catalog.pricing import discount_amount as discount_amount_for
 from billing.ledger.postings import ledger_post_wallet_credit
-from billing.ledger.services import ledger_post_order_paid
 from billing.ledger.wallet import wallet_apply_preview, wallet_carry_unchargeable
+from billing.orders.amounts import order_amounts_set
 from billing.orders.models import Order, OrderItem
-from billing.orders.services import invoice_number_assign, platform_fee_for
+from billing.orders.services import order_settle_new, orders_paid_recorded
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.tax import TaxQuery, get_tax_engine
 
@@ -105,9 +105,7 @@ def draft_order(
         wallet_credit_tax = credit_tax
         items.append(OrderItem(label=CREDIT_LABEL, amount=credit))
         subtotal = discount
-    net = subtotal - discount
-    tax, rate_bps, inclusive, reverse_charge = _tax(subscription, net)
-    total = net if inclusive else net + tax
+    tax, rate_bps, inclusive, reverse_charge = _tax(subscription, subtotal - discount)
     customer = subscription.customer
     order = Order(
         organization=subscription.organization,
@@ -115,16 +113,8 @@ def draft_order(
         status=Order.Status.PENDING,
         billing_reason=billing_reason,
         currency=subscription.currency,
-        subtotal=subtotal,
-        discount_amount=discount,
-        net=net,
-        tax=tax,
-        total=total,
-        due=max(total, 0),
         tax_rate_bps=rate_bps,
-        tax_inclusive=inclusive,
         reverse_charge=reverse_charge,
-        platform_fee=platform_fee_for(organization=subscription.organization, amount=total),
         billing_name=customer.name,
         billing_address=customer.billing_address,
         customer_tax_id=customer.tax_id,
@@ -134,8 +124,10 @@ def draft_order(
         period_start=period_start,
         period_end=period_end,
     )
+    order_amounts_set(order, subtotal=subtotal, discount_amount=discount, tax=tax, tax_inclusive=inclusive)
     for item in items:
         item.order = order
+    order._event_items = items  # its event payloads are built from these, not read back
     return DraftOrder(
         order=order,
         items=items,
@@ -146,21 +138,9 @@ def draft_order(
 
 
 def draft_order_settle(draft: DraftOrder, now: datetime) -> bool:
-    """Before the order is written: a due the processor cannot charge (below its minimum) is
-    carried to the customer's next order through the wallet; an order with nothing left to
-    collect (a zero total, a total the wallet covers, a carried amount) is paid at once and
-    numbered in this transaction; an order that owes money is written with its first attempt
-    due now, so the collection sweep finds it from its row alone even if the message that
-    charges it is lost. Apply the wallet first (``wallet_apply``)."""
-    order = draft.order
-    wallet_carry_unchargeable(order=order)
-    if order.due > 0 or order.total < 0:
-        order.next_payment_attempt_at = now if order.due > 0 else None
-        return False
-    order.status, order.paid_at = Order.Status.PAID, now
-    order.next_payment_attempt_at = None
-    order.invoice_number = invoice_number_assign(organization=order.organization)
-    return True
+    """Before the order is written, once the wallet was applied (``wallet_apply``): paid at
+    once when nothing is left to collect, else due now (``orders.services.order_settle_new``)."""
+    return order_settle_new(draft.order, now=now)
 
 
 def draft_order_preview_settle(draft: DraftOrder) -> None:
@@ -170,12 +150,13 @@ def draft_order_preview_settle(draft: DraftOrder) -> None:
     wallet_carry_unchargeable(order=draft.order)
 
 
-def draft_order_saved(draft: DraftOrder) -> None:
-    """After the order is written, in the same transaction: the ledger postings of an order
-    paid at once (from the wallet) and of a credit moved to the customer's wallet."""
+def draft_order_saved(draft: DraftOrder, *, paid_recorded: bool = False) -> None:
+    """After the order is written, in the same transaction: the ledger posting and event of an
+    order paid at once (from the wallet; unless the caller recorded them in bulk) and the
+    posting of a credit moved to the customer's wallet."""
     order = draft.order
-    if order.status == Order.Status.PAID:
-        ledger_post_order_paid(order=order)
+    if order.status == Order.Status.PAID and not paid_recorded:
+        orders_paid_recorded([order])
     if draft.wallet_credit > 0:
         ledger_post_wallet_credit(
             customer=order.customer,

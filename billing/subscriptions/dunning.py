@@ -1,278 +1,48 @@
-"""Collecting subscription orders, and dunning when a payment fails.
+"""What dunning means for a subscription, and its benefits after the grace period.
 
-A failed renewal makes the subscription ``past_due`` and schedules retries from the
-organization's dunning schedule (days after the first failure: +2, +5, +7, +7 by default).
-A non-recoverable decline jumps to the final deadline. Retries by the customer or an
-operator do not use up automatic attempts. When the last attempt fails the subscription is
-canceled or marked unpaid (organization setting), and benefits go after the grace period.
-"""
-
-import logging
-from datetime import timedelta
-from uuid import UUID
+Collection and dunning of orders live in ``billing.orders.collection`` (re-exported here for
+callers that knew them here). A subscription learns from the orders' events
+(``billing.subscriptions.consumers``): a failed payment makes it ``past_due``, a paid order
+``active`` again, and when dunning gives up it is canceled or marked unpaid (organization
+setting), its benefits going after the grace period (``benefits_revoke_due``)."""
 
 from django.db import transaction
 
-from billing.ledger.services import ledger_post_order_paid
-from billing.orders.locks import order_lock
-from billing.orders.models import BillingReason, Order
-from billing.orders.selectors import PAYMENT_IN_FLIGHT, orders_due_for_attempt
-from billing.orders.services import invoice_number_assign
-from billing.payments import services as payments
-from billing.payments.models import Payment
-from billing.subscriptions.locks import subscription_lock
+from billing.orders.collection import (  # noqa: F401 (their home is orders)
+    AUTOMATIC,
+    COLLECTION_LEASE,
+    HARD_DECLINES,
+    IN_FLIGHT,
+    _payment_for,
+    dunning_run,
+    first_attempt_trigger,
+    order_collections_sweep,
+    order_payment_collect,
+    orders_collect_due,
+)
+from billing.subscriptions.events import subscription_event_record
 from billing.subscriptions.models import Subscription
 from core import clock
 from core.locks import lock_one
-from core.retry import retry_on_conflict
-
-logger = logging.getLogger("recur.dunning")
-
-# Decline codes that no retry will fix: go straight to the final attempt.
-HARD_DECLINES = frozenset(
-    {
-        "stolen_card", "lost_card", "pickup_card", "restricted_card", "fraudulent", "merchant_blacklist",
-        "invalid_account", "card_not_supported", "currency_not_supported", "new_account_information_available",
-        "no_payment_method", "expired_card",
-    }
-)  # fmt: skip
-# Off-session charges Recur starts itself; their failures are dunned.
-AUTOMATIC = (Payment.Trigger.CYCLE, Payment.Trigger.SUBSCRIPTION_CHANGE, Payment.Trigger.DUNNING_RETRY)
-IN_FLIGHT = PAYMENT_IN_FLIGHT
-# While an automatic attempt starts, the order's next attempt is pushed this far ahead (in the
-# transaction that commits the attempt), so two collectors never both start one; an attempt
-# that ends without moving the order on (neither paid nor dunned) is picked up again when the
-# lease runs out.
-COLLECTION_LEASE = timedelta(minutes=10)
-
-
-@retry_on_conflict
-@transaction.atomic
-def _payment_for(order_id: UUID, trigger: str) -> tuple[Payment | None, bool]:
-    """The attempt to collect now and whether it is new. An attempt already in flight is
-    reused, never doubled; an automatic attempt starts only if the order's next attempt is due
-    (a concurrent collector that got there first has leased it)."""
-    order = order_lock(order_id, related=("customer", "organization"))
-    if order.status != Order.Status.PENDING or order.due <= 0 or order.payment_hold:
-        return None, False  # a held order waits for an operator: charging again could take the money twice
-    in_flight = (
-        Payment.objects.filter(reference=order.reference, status__in=IN_FLIGHT).order_by("-attempt").first()
-    )
-    if in_flight is not None:
-        return in_flight, False
-    if trigger in AUTOMATIC:
-        now = clock.now()
-        if order.next_payment_attempt_at is None or order.next_payment_attempt_at > now:
-            return None, False
-        order.next_payment_attempt_at = now + COLLECTION_LEASE
-        order.save(update_fields=["next_payment_attempt_at", "updated_at"])
-    payment = payments.payment_create(
-        organization=order.organization,
-        customer=order.customer,
-        reference=order.reference,
-        amount=order.due,
-        currency=order.currency,
-        trigger=trigger,
-        off_session=trigger != Payment.Trigger.CUSTOMER_RETRY,
-        payment_method_id=order.customer.default_payment_method_id,
-    )
-    return payment, True
-
-
-def order_payment_collect(*, order_id: UUID, trigger: str = Payment.Trigger.CYCLE) -> Payment | None:
-    """Charge a pending order now. Idempotent: a paid order is left alone, and an attempt in
-    flight is returned as it is (its own collector, the processor's webhook or the stale-payment
-    sweep settles it; calling the processor again here could charge twice)."""
-    payment, created = _payment_for(order_id, trigger)
-    if payment is None or not created:
-        return payment
-    return _confirm_new(payment)
-
-
-def _confirm_new(payment: Payment) -> Payment:
-    """Send a new attempt to the processor (outside any transaction)."""
-    if not payment.payment_method_id:
-        return payments.payment_apply_snapshot(
-            payment=payment,
-            status=Payment.Status.FAILED,
-            observed_at=clock.now(),
-            facts={"decline_code": "no_payment_method", "decline_message": "No payment method on file."},
-        )
-    return payments.payment_confirm(payment=payment)
-
-
-# --- payment hooks (inside the payment's transaction) ----------------------------------------
-
-
-def _order_of(payment: Payment) -> Order | None:
-    order_id = payments.reference_id(payment, "order")
-    if order_id is None:
-        return None
-    return order_lock(order_id, related=("subscription", "organization"))  # after its subscription
-
-
-def order_payment_succeeded(payment: Payment) -> None:
-    order = _order_of(payment)
-    if order is None or order.status == Order.Status.PAID:
-        return
-    now = clock.now()
-    order.status = Order.Status.PAID  # even a voided order: the money was taken
-    order.paid_at = now
-    order.invoice_number = order.invoice_number or invoice_number_assign(organization=order.organization)
-    order.next_payment_attempt_at = None
-    order.save()
-    ledger_post_order_paid(order=order)
-    subscription = order.subscription
-    if subscription is not None:
-        subscription = subscription_lock(subscription.pk, related=())
-        if subscription.status in (Subscription.Status.PAST_DUE, Subscription.Status.UNPAID):
-            subscription.status = Subscription.Status.ACTIVE
-            subscription.past_due_at = None
-            subscription.save(update_fields=["status", "past_due_at", "updated_at"])
-
-
-def order_payment_held(payment: Payment) -> None:
-    """The processor took another amount or currency than this order's: stop collecting and
-    flag the order for an operator (see ``order_payment_hold_release``)."""
-    order = _order_of(payment)
-    if order is None:
-        return
-    order.payment_hold = payment.hold_reason
-    order.next_payment_attempt_at = None
-    order.save(update_fields=["payment_hold", "next_payment_attempt_at", "updated_at"])
-
-
-def order_payment_failed(payment: Payment) -> None:
-    order = _order_of(payment)
-    if order is None or order.status != Order.Status.PENDING:
-        return
-    if Payment.objects.filter(reference=payment.reference, attempt__gt=payment.attempt).exists():
-        return  # a newer attempt decides
-    now = clock.now()
-    subscription = (
-        subscription_lock(order.subscription_id, related=("organization",)) if order.subscription_id else None
-    )
-    if subscription is not None and subscription.status in (
-        Subscription.Status.ACTIVE,
-        Subscription.Status.TRIALING,
-    ):
-        subscription.status = Subscription.Status.PAST_DUE
-        subscription.past_due_at = now
-        subscription.save(update_fields=["status", "past_due_at", "updated_at"])
-    if payment.trigger not in AUTOMATIC:
-        order.save(update_fields=["updated_at"])
-        return  # customer and operator retries leave the schedule as it is
-    schedule = order.organization.dunning_schedule
-    if order.dunning_deadline is None:  # the first failure of this order starts the schedule
-        order.dunning_deadline = now + timedelta(days=sum(schedule))
-    else:
-        order.dunning_attempts += 1
-    hard = payment.decline_code in HARD_DECLINES
-    if order.dunning_attempts >= len(schedule) or (hard and now >= order.dunning_deadline):
-        _dunning_exhausted(order, subscription, now)
-    elif hard:
-        order.next_payment_attempt_at = order.dunning_deadline
-        order.dunning_attempts = len(schedule) - 1  # the deadline's attempt is the last
-    else:
-        order.next_payment_attempt_at = now + timedelta(days=schedule[order.dunning_attempts])
-    order.save()
-
-
-def _dunning_exhausted(order: Order, subscription: Subscription | None, now) -> None:
-    order.next_payment_attempt_at = None
-    if subscription is None:
-        return
-    if order.organization.dunning_final_action == "unpaid":
-        subscription.status = Subscription.Status.UNPAID
-    else:
-        subscription.status = Subscription.Status.CANCELED
-        subscription.canceled_at = subscription.canceled_at or now
-        subscription.ended_at = now
-        subscription.cancellation_reason = subscription.cancellation_reason or "payment_failed"
-        order.status = Order.Status.VOID
-    subscription.benefits_revoke_at = now + timedelta(days=order.organization.benefit_grace_days)
-    subscription.save()
-
-
-# --- the collection jobs ---------------------------------------------------------------------
-
-
-def first_attempt_trigger(billing_reason: str) -> str:
-    """What starts an order's first automatic attempt: a plan change's invoice or a renewal."""
-    if billing_reason == BillingReason.SUBSCRIPTION_UPDATE:
-        return Payment.Trigger.SUBSCRIPTION_CHANGE
-    return Payment.Trigger.CYCLE
-
-
-def orders_collect_due(*, first_attempts_only: bool = False, limit: int = 500) -> int:
-    """Start an automatic attempt for every order whose next attempt is due and that has none in
-    flight: a first attempt (``cycle``, or ``subscription_change`` for a change's invoice) for an order that never failed, a ``dunning_retry``
-    otherwise. Returns how many attempts started. Safe beside the enqueued first-attempt tasks
-    and other sweeps: each order is leased under its row lock (``_payment_for``)."""
-    due = orders_due_for_attempt(now=clock.now())
-    if first_attempts_only:
-        due = due.filter(dunning_deadline__isnull=True)
-    rows = due.order_by("next_payment_attempt_at").values_list("pk", "dunning_deadline", "billing_reason")
-    started = 0
-    for order_id, deadline, reason in list(rows[:limit]):
-        trigger = first_attempt_trigger(reason) if deadline is None else Payment.Trigger.DUNNING_RETRY
-        payment, created = _payment_for(order_id, trigger)
-        if not created:
-            continue
-        started += 1
-        try:
-            _confirm_new(payment)
-        except Exception:  # one order's surprise must not strand the rest of the sweep
-            logger.exception("collecting %s failed; its payment is left to the stale-payment sweep", order_id)
-    return started
-
-
-def order_collections_sweep(*, limit: int = 200) -> int:
-    """Every minute: first attempts whose task was lost (a killed worker, a broker hiccup), so a
-    new order never waits for the hourly dunning job. Retries keep the dunning job's cadence."""
-    return orders_collect_due(first_attempts_only=True, limit=limit)
-
-
-def dunning_run(*, limit: int = 500) -> int:
-    """Every hour: retry orders whose next attempt is due (and any first attempt still waiting)."""
-    return orders_collect_due(limit=limit)
-
-
-def customer_payment_method_updated(*, customer_id) -> int:
-    """A new default payment method: retry the customer's failed renewals now (after commit)."""
-    now = clock.now()
-    retried = Order.objects.filter(
-        customer_id=customer_id, status=Order.Status.PENDING, next_payment_attempt_at__isnull=False
-    ).update(next_payment_attempt_at=now)
-    if retried:
-        from billing.subscriptions.tasks import run_dunning
-
-        transaction.on_commit(run_dunning.delay)
-    return retried
-
-
-# --- benefits after the grace period ---------------------------------------------------------
-
-# Called with subscription= inside a transaction when an ended subscription's grace period is
-# over (the benefits feature registers its revocation here). Hooks must be idempotent.
-BENEFIT_REVOCATION_HOOKS: list = []
 
 
 def benefits_revoke_due(*, limit: int = 500) -> int:
-    """Fire the revocation hooks for subscriptions whose grace period ended, once each."""
+    """Record ``subscription.revoked`` for subscriptions whose grace period ended, once each:
+    the benefits feature revokes access on that event."""
     now = clock.now()
     done = 0
     due = Subscription.objects.filter(benefits_revoke_at__lte=now).values_list("pk", flat=True)[:limit]
     for subscription_id in list(due):
         with transaction.atomic():
             subscription = lock_one(
-                Subscription.objects.filter(benefits_revoke_at__lte=now), subscription_id, skip_locked=True
+                Subscription.objects.filter(benefits_revoke_at__lte=now).select_related("organization"),
+                subscription_id,
+                skip_locked=True,
             )
             if subscription is None:
                 continue
-            for hook in BENEFIT_REVOCATION_HOOKS:
-                hook(subscription=subscription)
             subscription.benefits_revoke_at = None
             subscription.save(update_fields=["benefits_revoke_at", "updated_at"])
+            subscription_event_record(type="subscription.revoked", subscription=subscription)
             done += 1
     return done

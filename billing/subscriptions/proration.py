@@ -21,7 +21,6 @@ from django.db.models import Q
 
 from billing.catalog.models import Discount
 from billing.catalog.pricing import discount_amount
-from billing.ledger.services import PAID_STATUSES
 from billing.money import round_half_up
 from billing.orders.models import Order, OrderItem
 from billing.subscriptions.models import BillingEntry, Subscription
@@ -56,7 +55,7 @@ def unused_value(subscription: Subscription, at: datetime, *, unbilled: bool) ->
     credits it, since the customer will pay it; a revocation voids it, so it does not."""
     if subscription.status == Subscription.Status.CANCELED:
         return UnusedValue(Fraction(0), Fraction(0), Fraction(0))
-    statuses = [*PAID_STATUSES, *([Order.Status.PENDING] if unbilled else [])]
+    statuses = [*Order.PAID_STATUSES, *([Order.Status.PENDING] if unbilled else [])]
     items = (
         OrderItem.objects.filter(_covers_period(subscription, at))
         .filter(order__subscription=subscription, order__status__in=statuses)

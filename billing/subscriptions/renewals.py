@@ -25,7 +25,9 @@ from billing.catalog.pricing import price_subtotal
 from billing.ledger.wallet import wallet_apply, wallet_funded_customers, wallet_lock_available
 from billing.orders.locks import invoice_counters_lock
 from billing.orders.models import BillingReason, Order
+from billing.orders.services import orders_event_record, orders_paid_recorded
 from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
+from billing.subscriptions.events import subscriptions_events_record_bulk
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import period_end_after
 from core import clock
@@ -235,11 +237,23 @@ def _save(drafts: list[DraftOrder], subscriptions: list[Subscription], now: date
     copy_insert(new_entries)
     for order_id, entry_ids in consumed.items():
         BillingEntry.objects.filter(pk__in=entry_ids).update(order_id=order_id)
+    # The chunk's events in the same transaction, one insert per type, payloads from memory.
+    orders = [d.order for d in drafts]
+    orders_event_record(type="order.created", orders=orders)
+    orders_paid_recorded([o for o in orders if o.status == Order.Status.PAID])  # postings, order.paid
     for draft in drafts:
-        if draft.wallet_credit or (draft.order.status == Order.Status.PAID and draft.order.total > 0):
-            draft_order_saved(draft)  # ledger postings: wallet-paid orders, credits to wallets
+        if draft.wallet_credit:
+            draft_order_saved(draft, paid_recorded=True)  # the credit's posting to the wallet
     _write_back(subscriptions, now)
     return [d.order.pk for d in drafts if d.order.status == Order.Status.PENDING]
+
+
+# The event each renewal outcome records for its subscription.
+OUTCOME_EVENTS = {
+    "cycled": "subscription.cycled",
+    "ended": "subscription.updated",
+    "paused": "subscription.paused",
+}
 
 
 def _attach_related(subscriptions: list[Subscription]) -> None:
@@ -276,12 +290,16 @@ def renewals_cycle(*, ids: list[UUID], now: datetime | None = None, collect: boo
         ):
             pending[entry.subscription_id].append(entry)
         drafts = []
+        by_outcome = defaultdict(list)
         for subscription in subscriptions:
             outcome, draft = _cycle_one(subscription, pending.get(subscription.pk, []), now)
             setattr(result, outcome, getattr(result, outcome) + 1)
+            by_outcome[outcome].append(subscription)
             if draft is not None:
                 drafts.append(draft)
         result.orders = _save(drafts, subscriptions, now)
+        for outcome, cycled in by_outcome.items():
+            subscriptions_events_record_bulk(type=OUTCOME_EVENTS[outcome], subscriptions=cycled)
         # Claimed rows that were no longer due (cycled elsewhere) are released too.
         Subscription.objects.filter(pk__in=ids, renewal_claimed_at__isnull=False).exclude(
             pk__in=[s.pk for s in subscriptions]

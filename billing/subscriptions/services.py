@@ -10,10 +10,13 @@ from billing.catalog.models import Discount
 from billing.checkout.models import Checkout
 from billing.ledger.postings import ledger_post_wallet_credit
 from billing.ledger.wallet import wallet_apply
+from billing.orders.collection import order_payment_retry  # noqa: F401 (its home is orders)
 from billing.orders.models import BillingReason, Order, OrderItem
+from billing.orders.services import orders_event_record
 from billing.payments.models import Payment
 from billing.subscriptions.billing import DraftOrder, draft_order, draft_order_saved, draft_order_settle
 from billing.subscriptions.changes import CHANGEABLE, ChangePlan, change_plan, check_changeable
+from billing.subscriptions.events import subscription_event_record
 from billing.subscriptions.locks import subscription_lock
 from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import boundary, months_per_period
@@ -50,7 +53,7 @@ def subscription_create_for_checkout(
     remaining = discount_periods_for(checkout.discount, interval, count)
     if trial_end is not None and remaining is not None:
         remaining += 1  # the trial's free order does not use up the discount
-    return Subscription.objects.create(
+    subscription = Subscription.objects.create(
         organization=checkout.organization,
         customer=customer,
         product=product,
@@ -68,6 +71,10 @@ def subscription_create_for_checkout(
         discount_periods_remaining=remaining,
         checkout=checkout,
     )
+    subscription_event_record(type="subscription.created", subscription=subscription)
+    if subscription.status == Subscription.Status.ACTIVE:
+        subscription_event_record(type="subscription.active", subscription=subscription)
+    return subscription
 
 
 # --- changes, cancellation, pause, trial -----------------------------------------------------
@@ -151,6 +158,7 @@ def subscription_change(
             else:
                 BillingEntry.objects.bulk_create(plan.entries)
         subscription.save()
+        subscription_event_record(type="subscription.updated", subscription=subscription)
         _audit(
             actor,
             "subscription.change",
@@ -180,6 +188,7 @@ def _save_invoice(draft: DraftOrder) -> Order:
         entry.order = order
     BillingEntry.objects.bulk_create(new)
     BillingEntry.objects.filter(pk__in=[e.pk for e in draft.entries if e not in new]).update(order=order)
+    orders_event_record(type="order.created", orders=[order])
     draft_order_saved(draft)
     return order
 
@@ -210,6 +219,7 @@ def subscription_cancel(
     subscription.canceled_at = clock.now()
     subscription.cancellation_reason, subscription.cancellation_comment = reason, comment
     subscription.save()
+    subscription_event_record(type="subscription.canceled", subscription=subscription)
     _audit(actor, "subscription.cancel", subscription, reason=comment, cancellation_reason=reason)
     return subscription
 
@@ -224,6 +234,7 @@ def subscription_uncancel(*, subscription: Subscription, actor=None) -> Subscrip
     subscription.canceled_at = None
     subscription.cancellation_reason = subscription.cancellation_comment = ""
     subscription.save()
+    subscription_event_record(type="subscription.uncanceled", subscription=subscription)
     _audit(actor, "subscription.uncancel", subscription)
     return subscription
 
@@ -270,9 +281,14 @@ def subscription_revoke(
     subscription.benefits_revoke_at = now
     subscription.cancellation_comment = reason or subscription.cancellation_comment
     subscription.save()
-    Order.objects.filter(subscription=subscription, status=Order.Status.PENDING).update(
-        status=Order.Status.VOID, next_payment_attempt_at=None
+    subscription_event_record(type="subscription.canceled", subscription=subscription)
+    voided = list(Order.objects.filter(subscription=subscription, status=Order.Status.PENDING))
+    Order.objects.filter(pk__in=[o.pk for o in voided]).update(
+        status=Order.Status.VOID, next_payment_attempt_at=None, updated_at=now
     )
+    for order in voided:
+        order.status, order.next_payment_attempt_at = Order.Status.VOID, None
+    orders_event_record(type="order.updated", orders=voided)
     _audit(
         actor, "subscription.revoke", subscription, reason=reason, credit=credited, credit_tax=credited_tax
     )
@@ -304,6 +320,8 @@ def subscription_restore(
     subscription.benefits_revoke_at = None
     subscription.cancellation_comment = ""
     subscription.save()
+    restored = "subscription.active" if status == Subscription.Status.ACTIVE else "subscription.updated"
+    subscription_event_record(type=restored, subscription=subscription)
     _audit(actor, "subscription.restore", subscription, reason=reason)
     return subscription
 
@@ -318,6 +336,7 @@ def subscription_pause(*, subscription: Subscription, actor=None) -> Subscriptio
         raise Conflict("The subscription is already set to pause.", code="already_pausing")
     subscription.pause_at_period_end = True
     subscription.save()
+    subscription_event_record(type="subscription.updated", subscription=subscription)
     _audit(actor, "subscription.pause", subscription)
     return subscription
 
@@ -331,6 +350,7 @@ def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subs
         if subscription.pause_at_period_end:
             subscription.pause_at_period_end = False
             subscription.save()
+            subscription_event_record(type="subscription.updated", subscription=subscription)
         elif subscription.status == Subscription.Status.PAUSED:
             now = clock.now()
             product = subscription.product
@@ -373,6 +393,7 @@ def subscription_resume(*, subscription: Subscription, actor=None) -> tuple[Subs
                 )
             )
             BillingEntry.objects.filter(pk__in=[e.pk for e in entries]).update(order=order)
+            subscription_event_record(type="subscription.resumed", subscription=subscription)
         else:
             raise Conflict("The subscription is not paused.", code="not_paused")
         _audit(actor, "subscription.resume", subscription)
@@ -393,6 +414,7 @@ def subscription_trial_extend(*, subscription: Subscription, trial_end: datetime
         )
     subscription.trial_end = subscription.current_period_end = subscription.billing_anchor = trial_end
     subscription.save()
+    subscription_event_record(type="subscription.updated", subscription=subscription)
     _audit(actor, "subscription.trial_extend", subscription, trial_end=trial_end)
     return subscription
 
@@ -408,6 +430,7 @@ def subscription_trial_end_now(*, subscription: Subscription, actor=None) -> Sub
         now = clock.now()
         subscription.trial_end = subscription.current_period_end = subscription.billing_anchor = now
         subscription.save()
+        subscription_event_record(type="subscription.updated", subscription=subscription)
         _audit(actor, "subscription.trial_end", subscription)
     renewals_cycle(ids=[subscription.pk], now=now)
     subscription.refresh_from_db()
@@ -429,26 +452,11 @@ def subscription_period_end_correct(
     before = subscription.current_period_end
     subscription.current_period_end = period_end
     subscription.save()
+    subscription_event_record(type="subscription.updated", subscription=subscription)
     _audit(
         actor, "subscription.period_end_correct", subscription, reason=reason, before=before, after=period_end
     )
     return subscription
-
-
-def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) -> Payment | None:
-    """Retry an unpaid order now, on the customer's or an operator's request; dunning attempts are kept."""
-    from billing.subscriptions.dunning import order_payment_collect
-
-    if order.status != Order.Status.PENDING or order.due <= 0:
-        raise Conflict("Only an unpaid order can be retried.", code="order_not_payable")
-    if order.payment_hold:
-        raise Conflict(
-            "A payment for this order is held for review; release the hold first.", code="order_payment_held"
-        )
-    trigger = Payment.Trigger.CUSTOMER_RETRY if by_customer else Payment.Trigger.OPERATOR_RETRY
-    if actor is not None:
-        audit_record(actor=actor, action="order.retry_payment", target=order, organization=order.organization)
-    return order_payment_collect(order_id=order.pk, trigger=trigger)
 
 
 @retry_on_conflict
@@ -499,5 +507,6 @@ def subscription_discount_change(
             subscription.discount = discount
             subscription.discount_periods_remaining = None if remaining is None else remaining + 1
         subscription.save()
+        subscription_event_record(type="subscription.updated", subscription=subscription)
         _audit(actor, "subscription.discount_change", subscription, discount_code=discount_code or "")
     return subscription

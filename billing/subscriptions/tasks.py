@@ -1,7 +1,9 @@
 from celery import shared_task
 
-from billing.payments.models import Payment
+from billing.orders.tasks import collect_due_orders, collect_order_payment, run_dunning
 from billing.subscriptions import dunning, renewals
+
+__all__ = ["collect_due_orders", "collect_order_payment", "run_dunning"]  # collection lives in orders
 
 
 @shared_task(name="subscriptions.dispatch_renewals", ignore_result=True)
@@ -20,22 +22,6 @@ def dispatch_renewals() -> int:
 @shared_task(name="subscriptions.cycle_renewals", ignore_result=True)
 def cycle_renewals(ids: list[str]) -> None:
     renewals.renewals_cycle(ids=ids)
-
-
-@shared_task(name="subscriptions.collect_order_payment", ignore_result=True)
-def collect_order_payment(order_id: str, trigger: str = Payment.Trigger.CYCLE) -> None:
-    dunning.order_payment_collect(order_id=order_id, trigger=trigger)
-
-
-@shared_task(name="subscriptions.collect_due_orders", ignore_result=True)
-def collect_due_orders() -> int:
-    """Beat, every minute: first attempts of orders whose collection message was lost."""
-    return dunning.order_collections_sweep()
-
-
-@shared_task(name="subscriptions.run_dunning", ignore_result=True)
-def run_dunning() -> int:
-    return dunning.dunning_run()
 
 
 @shared_task(name="subscriptions.revoke_benefits", ignore_result=True)

@@ -2,19 +2,20 @@
 the dispute, the ledger and the customer's access exactly once, whatever the delivery order."""
 
 import threading
+from uuid import UUID
 
 import pytest
 from django.db import connection
 from django.test import Client
 
 from billing.checkout import services as checkout_services
-from billing.disputes import services
 from billing.disputes.models import Dispute
 from billing.ledger.models import LedgerAccount, LedgerTransaction
 from billing.orders.models import Order
 from billing.payments.models import ExternalEvent
 from billing.subscriptions.models import Subscription
 from billing.subscriptions.services import subscription_revoke
+from core.events.models import Event
 from tests.disputes import events
 from tests.disputes.conftest import (
     delta,
@@ -50,16 +51,28 @@ def state(dispute: Dispute) -> dict:
     return {name: getattr(dispute, name) for name in STATE_FIELDS}
 
 
+class _Revocations:
+    """(order id, dispute id) of each dispute event that revoked access, read when compared."""
+
+    def _calls(self):
+        events = Event.objects.filter(type__startswith="dispute.").order_by("pk")
+        return [
+            (UUID(e.data["order_id"]), UUID(e.object_id))
+            for e in events
+            if e.type in ("dispute.created", "dispute.updated") and e.data["access_revoked_at"]
+        ]
+
+    def __eq__(self, other):
+        return self._calls() == other
+
+    def __repr__(self):
+        return repr(self._calls())
+
+
 @pytest.fixture
-def revocations(monkeypatch):
-    """What the benefit revocation hooks were called with."""
-    calls = []
-    monkeypatch.setattr(
-        services,
-        "DISPUTE_BENEFIT_REVOCATION_HOOKS",
-        [lambda *, order, dispute: calls.append((order.pk, dispute.pk))],
-    )
-    return calls
+def revocations():
+    """The dispute events benefits revoke on (once per chargeback that revoked access)."""
+    return _Revocations()
 
 
 @pytest.fixture

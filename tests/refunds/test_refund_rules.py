@@ -3,6 +3,7 @@ partial refunds down to refunded with the tax split exactly, the wallet part, re
 benefits, the cap under concurrent requests, and every bad input refused with nothing changed."""
 
 import threading
+from uuid import UUID
 
 import pytest
 from django.db import connection
@@ -16,6 +17,7 @@ from billing.payments import services as payment_services
 from billing.refunds import services
 from billing.refunds.models import Refund
 from core import clock
+from core.events.models import Event
 from tests.refunds.helpers import buy, ledger, nothing_changed_snapshot, settled_order, settled_payment
 from tests.subscriptions.scenario import subscribe
 
@@ -97,28 +99,29 @@ def test_the_part_paid_from_the_wallet_goes_back_to_the_wallet(org, customer):
 
 @pytest.mark.django_db(transaction=True)
 def test_revoke_benefits_ends_the_subscription(manual_org, plans, make_api):
-    revoked = []
-    services.ORDER_BENEFIT_REVOCATION_HOOKS.append(lambda *, order: revoked.append(order.pk))
-    try:
-        subscription = subscribe(manual_org, plans["basic"])
-        order = subscription.orders.get()
-        api = make_api(manual_org)
-        response = api.post(
-            "/v1/refunds",
-            {"order_id": str(order.pk), "amount": 1000, "revoke_benefits": True, "reason": "fraudulent"},
-            format="json",
-        )
-        assert response.status_code == 201, response.json()
-        assert response.json()["revoke_benefits"] is True
-        subscription.refresh_from_db()
-        assert subscription.status == "canceled" and subscription.ended_at is not None
-        assert revoked == [order.pk]
-        # Already ended: a second refund with the flag still goes through.
-        again = api.post("/v1/refunds", {"order_id": str(order.pk), "revoke_benefits": True}, format="json")
-        assert again.status_code == 201 and again.json()["status"] == "succeeded"
-        assert revoked == [order.pk, order.pk]
-    finally:
-        services.ORDER_BENEFIT_REVOCATION_HOOKS.clear()
+    def revoked():
+        """The orders whose refunds told benefits to go (``refund.created`` with the flag)."""
+        events = Event.objects.filter(type="refund.created").order_by("pk")
+        return [UUID(e.data["order_id"]) for e in events if e.data["revoke_benefits"]]
+
+    subscription = subscribe(manual_org, plans["basic"])
+    order = subscription.orders.get()
+    api = make_api(manual_org)
+    response = api.post(
+        "/v1/refunds",
+        {"order_id": str(order.pk), "amount": 1000, "revoke_benefits": True, "reason": "fraudulent"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["revoke_benefits"] is True
+    subscription.refresh_from_db()
+    assert subscription.status == "canceled" and subscription.ended_at is not None
+    assert revoked() == [order.pk]
+    assert Event.objects.filter(type="order.refunded", object_id=str(order.pk)).exists()
+    # Already ended: a second refund with the flag still goes through.
+    again = api.post("/v1/refunds", {"order_id": str(order.pk), "revoke_benefits": True}, format="json")
+    assert again.status_code == 201 and again.json()["status"] == "succeeded"
+    assert revoked() == [order.pk, order.pk]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,6 +12,7 @@ from billing.payments import services as payment_services
 from billing.payments.models import Payment
 from billing.subscriptions import dunning, renewals
 from billing.subscriptions.models import BillingEntry, Subscription
+from core.events.models import Event
 
 pytestmark = [pytest.mark.localstripe, pytest.mark.django_db(transaction=True)]
 
@@ -168,11 +169,9 @@ def test_a_new_default_card_retries_at_once(org, make_product, stripe_client):
     assert Order.objects.get(billing_reason="subscription_cycle").status == "paid"
 
 
-def test_benefit_hooks_fire_once_after_the_grace_period(org, make_product, stripe_client, monkeypatch):
-    fired = []
-    monkeypatch.setattr(
-        dunning, "BENEFIT_REVOCATION_HOOKS", [lambda subscription: fired.append(subscription.pk)]
-    )
+def test_access_is_revoked_once_after_the_grace_period(org, make_product, stripe_client):
+    """``subscription.revoked`` (what benefits revoke on) is recorded once, when the grace
+    period after the end is over; the ``canceled`` event before it says when that will be."""
     product = make_product("Monthly", recurring="month")
     subscription = subscribe(org, product, card(stripe_client, GOOD), at("2027-08-01T09:00:00+00:00"))
     from billing.subscriptions import services as subscription_services
@@ -185,4 +184,7 @@ def test_benefit_hooks_fire_once_after_the_grace_period(org, make_product, strip
     with time_machine.travel(end + timedelta(days=org.benefit_grace_days, minutes=1), tick=False):
         assert dunning.benefits_revoke_due() == 1
         assert dunning.benefits_revoke_due() == 0  # once
-    assert fired == [subscription.pk]
+    (revoked,) = Event.objects.filter(type="subscription.revoked")
+    assert revoked.object_id == str(subscription.pk) and revoked.data["status"] == "canceled"
+    canceled = Event.objects.filter(type="subscription.canceled", object_id=str(subscription.pk)).first()
+    assert canceled.data["cancel_at_period_end"] is True

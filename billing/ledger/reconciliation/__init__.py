@@ -15,7 +15,6 @@ from django.db.models import Exists, OuterRef, Q
 
 from billing.disputes.models import Dispute
 from billing.ledger.models import LedgerTransaction, ReconciliationRun
-from billing.ledger.services import PAID_STATUSES
 from billing.orders.models import Order
 from billing.payments.models import Payment
 from billing.refunds.models import Refund
@@ -73,7 +72,7 @@ def _currency_mismatches() -> list[dict]:
 
 def _orders_without_posting() -> list[dict]:
     missing = (
-        Order.objects.filter(status__in=PAID_STATUSES, total__gt=0)
+        Order.objects.filter(status__in=Order.PAID_STATUSES, total__gt=0)
         .exclude(ledger_transactions__type=LedgerTransaction.Type.PAYMENT)
         .order_by("created_at")
         .values_list("pk", "organization_id", "total", "currency")[:LIMIT]

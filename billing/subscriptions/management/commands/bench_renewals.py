@@ -27,6 +27,18 @@ from billing.subscriptions.models import BillingEntry, Subscription
 from core import clock
 
 
+def _load_broker_client() -> None:
+    """A Celery worker has its broker client loaded; these fresh processes load it before the
+    clock starts (forked workers inherit the modules, never a connection)."""
+    from kombu import Connection
+
+    from config.celery import app
+
+    Connection(app.conf.broker_url).transport  # noqa: B018 (imports the transport, connects nothing)
+    app.amqp  # noqa: B018
+    app.backend  # noqa: B018
+
+
 def _worker(now, chunk: int) -> int:
     connections.close_all()
     try:
@@ -90,6 +102,7 @@ class Command(BaseCommand):
         if workers <= 1:
             return renewals.renewals_run(now=now, chunk=chunk, collect=False).cycled
         connections.close_all()  # each process opens its own
+        _load_broker_client()
         context = multiprocessing.get_context("fork")
         with context.Pool(workers) as pool:
             results = pool.starmap(_worker, [(now, chunk)] * workers)
@@ -134,10 +147,10 @@ class Command(BaseCommand):
                     billing_reason, currency, subtotal, discount_amount, net, tax, total, applied_balance, due,
                     refunded_amount, platform_fee, tax_rate_bps, tax_inclusive, reverse_charge, billing_name,
                     customer_tax_id, subscription_id, product_id, period_start, period_end, metadata,
-                    dunning_attempts)
+                    dunning_attempts, payment_hold)
                 SELECT order_id, %(now)s, %(now)s, %(org)s, customer_id, 'pending', 'subscription_cycle', currency,
                     amount, 0, amount, 0, amount, 0, amount, 0, 0, 0, false, false, '', '', subscription_id,
-                    product_id, start, "end", '{}', 0
+                    product_id, start, "end", '{}', 0, ''
                 FROM bench_due
                 """,
                 params,
@@ -172,6 +185,11 @@ class Command(BaseCommand):
     def _cleanup(self, org: Organization) -> None:
         with connection.cursor() as cursor:
             for table, column in [
+                (
+                    "events_eventhandling",
+                    "event_id IN (SELECT id FROM events_event WHERE organization_id = %s)",
+                ),
+                ("events_event", "organization_id = %s"),
                 ("orders_orderitem", "order_id IN (SELECT id FROM orders_order WHERE organization_id = %s)"),
                 ("subscriptions_billingentry", "organization_id = %s"),
                 ("orders_order", "organization_id = %s"),
