@@ -182,14 +182,20 @@ class Outcome:
 
 def _secrets(endpoint: WebhookEndpoint, at) -> list[str]:
     keys = [endpoint.secret]
-    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > at:
+    if (
+        endpoint.previous_secret
+        and endpoint.previous_secret_expires_at
+        and endpoint.previous_secret_expires_at > at
+    ):
         keys.append(endpoint.previous_secret)
     return keys
 
 
 def _send_one(claim: Claim, endpoint: WebhookEndpoint, msg_id: str, body: str) -> Outcome:
     started_at = clock.now()
-    headers = signed_headers(msg_id=msg_id, timestamp=started_at, body=body, secrets_=_secrets(endpoint, started_at))
+    headers = signed_headers(
+        msg_id=msg_id, timestamp=started_at, body=body, secrets_=_secrets(endpoint, started_at)
+    )
     return Outcome(claim, started_at, transport.post(url=endpoint.url, body=body, headers=headers))
 
 
@@ -320,7 +326,9 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
                 failing_since=None
             )
         for endpoint_id, at in failed.items():
-            WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=True).update(failing_since=at)
+            WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=True).update(
+                failing_since=at
+            )
     if soonest_retry is not None and soonest_retry <= PROMPT_RETRIES_WITHIN:
         from billing.webhooks.tasks import send_deliveries  # tasks import this module
 
