@@ -10,7 +10,7 @@ from core.api.scopes import ALL_SCOPES
 from core.audit import AuditEntry
 from core.events.models import Event
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def field_error(response, field: str) -> dict:
@@ -24,7 +24,7 @@ def _create(api, url, **body):
     return api.post("/v1/webhook-endpoints", {"url": url, "event_types": ["*"], **body}, format="json")
 
 
-def test_create_shows_the_secret_once_and_never_again(api, receiver, events_registry, caplog):
+def test_create_shows_the_secret_once_and_never_again(api, receiver, events_registry, caplog, committed):
     caplog.set_level(logging.DEBUG)
     response = _create(api, receiver.url + "/hook", description="orders")
     assert response.status_code == 201, response.content
@@ -40,7 +40,8 @@ def test_create_shows_the_secret_once_and_never_again(api, receiver, events_regi
             and "secret" not in response.json().get("results", [{}])[0]
         )
     assert "secret" not in got.json()
-    tested = api.post(f"/v1/webhook-endpoints/{created['id']}/test")
+    with committed():
+        tested = api.post(f"/v1/webhook-endpoints/{created['id']}/test")
     assert tested.status_code == 202
     assert receiver.at("/hook")[0].verify(secret)["id"] == tested.json()["event_id"]
     rotated = api.post(f"/v1/webhook-endpoints/{created['id']}/rotate-secret").json()
@@ -50,7 +51,7 @@ def test_create_shows_the_secret_once_and_never_again(api, receiver, events_regi
     assert secret not in text and rotated["secret"] not in text
 
 
-def test_update_list_deliveries_and_delete(api, receiver, events_registry):
+def test_update_list_deliveries_and_delete(api, receiver, events_registry, committed):
     endpoint = _create(api, receiver.url + "/hook").json()
     changed = api.patch(
         f"/v1/webhook-endpoints/{endpoint['id']}",
@@ -58,14 +59,17 @@ def test_update_list_deliveries_and_delete(api, receiver, events_registry):
         format="json",
     )
     assert changed.status_code == 200 and changed.json()["event_types"] == ["webhook_endpoint.test"]
-    api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
+    with committed():
+        api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
     deliveries = api.get("/v1/webhook-deliveries", {"endpoint": endpoint["id"]})
     assert deliveries.status_code == 200
     [row] = deliveries.json()["results"]
     assert row["status"] == "delivered" and row["event_type"] == "webhook_endpoint.test"
     assert row["attempts_made"][0]["status_code"] == 200
-    again = api.post(f"/v1/webhook-deliveries/{row['id']}/redeliver")
-    assert again.status_code == 200 and again.json()["attempts"] == 2
+    with committed():
+        again = api.post(f"/v1/webhook-deliveries/{row['id']}/redeliver")
+    assert again.status_code == 200 and again.json()["status"] == "pending"
+    assert WebhookDelivery.objects.get().attempts == 2
     assert api.post(f"/v1/webhook-endpoints/{endpoint['id']}/redeliver").json() == {"redelivered": 0}
     off = api.patch(f"/v1/webhook-endpoints/{endpoint['id']}", {"enabled": False}, format="json")
     assert off.json()["enabled"] is False and off.json()["disabled_reason"]
@@ -132,11 +136,12 @@ def test_an_update_to_a_bad_url_changes_nothing(api, receiver, events_registry, 
 
 
 def test_another_organizations_endpoints_and_deliveries_are_not_found(
-    api, make_org, make_api, receiver, events_registry
+    api, make_org, make_api, receiver, events_registry, committed
 ):
     other = make_api(make_org("Other"))
     endpoint = _create(other, receiver.url + "/theirs").json()
-    other.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
+    with committed():
+        other.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
     delivery = WebhookDelivery.objects.get()
     before = list(WebhookDelivery.objects.values())
     assert api.post(f"/v1/webhook-deliveries/{delivery.pk}/redeliver").status_code == 404
