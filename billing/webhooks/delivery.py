@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, models, transaction
 
 from billing.webhooks import transport
@@ -46,6 +47,7 @@ RETRY_SCHEDULE = (
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 PROMPT_RETRIES_WITHIN = timedelta(minutes=2)  # sooner retries get a delayed task, not the sweep
+BATCH_WINDOW = 0.02  # seconds a sender waits for more answers to record them in one transaction
 OPEN = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED)
 
 
@@ -61,10 +63,30 @@ def retry_delay(attempts: int) -> timedelta | None:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
-def _send_after_commit() -> None:
+SEND_QUEUED_KEY = "webhooks:send-queued"
+RETRY_QUEUED_KEY = "webhooks:retry-queued"
+
+
+def _once(key: str, seconds: float) -> bool:
+    """True unless a task of this kind is already queued (the cache remembers it a few
+    seconds); a cache error says True, since a task too many is harmless."""
+    try:
+        return bool(cache.add(key, 1, timeout=max(1, int(seconds) + 1)))
+    except Exception:
+        return True
+
+
+def send_prompt() -> None:
+    """Enqueue one ``webhooks.send`` unless one is queued and not started yet: a burst of
+    events makes one sender run, not one per event (the sweep covers a lost message)."""
     from billing.webhooks.tasks import send_deliveries  # tasks import this module
 
-    transaction.on_commit(send_deliveries.delay, robust=True)
+    if _once(SEND_QUEUED_KEY, 5):
+        send_deliveries.delay()
+
+
+def _send_after_commit() -> None:
+    transaction.on_commit(send_prompt, robust=True)
 
 
 # --- the consumer ---------------------------------------------------------------------------
@@ -221,15 +243,20 @@ class Sender:
         return endpoints, self.bodies
 
     def run(self) -> int:
+        try:
+            cache.delete(SEND_QUEUED_KEY)  # deliveries committed from now on prompt a new run
+        except Exception:
+            logger.warning("webhook sender: the cache is unavailable", exc_info=True)
         deadline = time.monotonic() + self.budget
         more = False
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="webhook-sender") as pool:
             while True:
                 claims = []
-                if time.monotonic() < deadline:
-                    claims = deliveries_claim(limit=self.threads - len(self.in_flight), busy=self.busy)
-                elif self.in_flight:
-                    more = True
+                room = self.threads - len(self.in_flight)
+                if time.monotonic() >= deadline:
+                    more = more or bool(self.in_flight)
+                elif room >= max(1, self.threads // 4) or not self.in_flight:
+                    claims = deliveries_claim(limit=room, busy=self.busy)
                 if claims:
                     endpoints, bodies = self._prepare(claims)
                     for claim in claims:
@@ -240,6 +267,9 @@ class Sender:
                 if not self.in_flight:
                     break
                 done, _ = wait(list(self.in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
+                if done and len(done) < len(self.in_flight):  # gather a few more for one write
+                    more_done, _ = wait([f for f in self.in_flight if f not in done], timeout=BATCH_WINDOW)
+                    done |= more_done
                 outcomes = []
                 for future in done:
                     claim = self.in_flight.pop(future)
@@ -249,9 +279,7 @@ class Sender:
                     attempts_record(outcomes=outcomes)
                     self.sent += len(outcomes)
         if more:
-            from billing.webhooks.tasks import send_deliveries  # tasks import this module
-
-            send_deliveries.delay()
+            send_prompt()
         return self.sent
 
 
@@ -329,7 +357,8 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
             WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=True).update(
                 failing_since=at
             )
-    if soonest_retry is not None and soonest_retry <= PROMPT_RETRIES_WITHIN:
+    soon = soonest_retry is not None and soonest_retry <= PROMPT_RETRIES_WITHIN
+    if soon and _once(RETRY_QUEUED_KEY, soonest_retry.total_seconds()):
         from billing.webhooks.tasks import send_deliveries  # tasks import this module
 
         send_deliveries.apply_async(countdown=soonest_retry.total_seconds())

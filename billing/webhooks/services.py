@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 
 from billing.webhooks.addresses import URL_MAX, url_problem
-from billing.webhooks.delivery import TEST_EVENT
+from billing.webhooks.delivery import TEST_EVENT, send_prompt
 from billing.webhooks.models import WebhookDelivery, WebhookEndpoint
 from billing.webhooks.signing import secret_generate
 from core import clock
@@ -239,9 +239,7 @@ def _disable_if_failing(*, endpoint_id) -> bool:
 
 
 def _send_after_commit() -> None:
-    from billing.webhooks.tasks import send_deliveries  # tasks import this module
-
-    transaction.on_commit(send_deliveries.delay, robust=True)
+    transaction.on_commit(send_prompt, robust=True)
 
 
 @transaction.atomic
