@@ -131,24 +131,30 @@ def webhook_deliveries_create(*, event: Event) -> int:
 CLAIM_SQL = """
 WITH busy(endpoint_id, n) AS (SELECT * FROM unnest(%(busy_ids)s::uuid[], %(busy_counts)s::int[])),
 due_endpoints AS (
-    SELECT DISTINCT endpoint_id FROM webhooks_webhookdelivery
-    WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s
+    SELECT e.id FROM webhooks_webhookendpoint e
+    WHERE e.enabled AND (  -- one index probe per endpoint (a scalar subquery, as below)
+        SELECT d.id FROM webhooks_webhookdelivery d
+        WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s
+        LIMIT 1
+    ) IS NOT NULL
 ),
 candidates AS (
     SELECT c.id
-    FROM due_endpoints de
-    JOIN webhooks_webhookendpoint e ON e.id = de.endpoint_id AND e.enabled
+    FROM due_endpoints e
     LEFT JOIN busy b ON b.endpoint_id = e.id
     CROSS JOIN LATERAL (
         SELECT d.id FROM webhooks_webhookdelivery d
         WHERE d.endpoint_id = e.id
           AND d.status IN ('pending', 'failed')
           AND d.next_attempt_at <= %(now)s
-          AND NOT EXISTS (
-              SELECT 1 FROM webhooks_webhookdelivery p
+          -- A scalar subquery, not NOT EXISTS: it stays a per-row index probe on
+          -- (endpoint, object_key, event) whatever the planner thinks of a fresh backlog.
+          AND (
+              SELECT p.id FROM webhooks_webhookdelivery p
               WHERE p.endpoint_id = d.endpoint_id AND p.object_key = d.object_key
                 AND p.event_id < d.event_id AND p.status IN ('pending', 'failed')
-          )
+              LIMIT 1
+          ) IS NULL
         ORDER BY d.next_attempt_at, d.id
         LIMIT greatest(%(per_endpoint)s - coalesce(b.n, 0), 0)
         FOR UPDATE OF d SKIP LOCKED
@@ -185,7 +191,7 @@ def deliveries_claim(*, limit: int, busy: Counter | None = None) -> list[Claim]:
                 "now": now,
                 "lease": lease,
                 "limit": limit,
-                "per_endpoint": _setting("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", 8),
+                "per_endpoint": _setting("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", 16),
             },
         )
         rows = cursor.fetchall()
