@@ -265,6 +265,8 @@ class Sender:
                     claims = deliveries_claim(limit=room, busy=self.busy)
                 if claims:
                     endpoints, bodies = self._prepare(claims)
+                    # An endpoint deleted since the claim took its deliveries with it.
+                    claims = [c for c in claims if c.endpoint_id in endpoints and c.event_id in bodies]
                     for claim in claims:
                         msg_id, body = bodies[claim.event_id]
                         future = pool.submit(_send_one, claim, endpoints[claim.endpoint_id], msg_id, body)
@@ -307,6 +309,7 @@ FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(nexts)s::timestamptz[]
             %(delivered)s::timestamptz[], %(codes)s::int[])
      AS v(id, status, next_attempt_at, delivered_at, status_code)
 WHERE d.id = v.id AND d.status <> 'delivered'
+RETURNING d.id
 """
 
 
@@ -335,6 +338,15 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
                 soonest_retry = delay
         last_by_endpoint[claim.endpoint_id] = (result.ok, outcome.started_at)
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                UPDATE_SQL,
+                {"ids": ids, "statuses": statuses, "nexts": nexts, "delivered": delivered, "codes": codes},
+            )
+            moved = {row[0] for row in cursor.fetchall()}
+        gone = set(ids) - moved  # delivered meanwhile (still recorded) or deleted with the endpoint
+        if gone:
+            gone -= set(WebhookDelivery.objects.filter(pk__in=gone).values_list("pk", flat=True))
         WebhookAttempt.objects.bulk_create(
             [
                 WebhookAttempt(
@@ -346,13 +358,9 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
                     error=o.result.error[:500],
                 )
                 for o in outcomes
+                if o.claim.delivery_id not in gone
             ]
         )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                UPDATE_SQL,
-                {"ids": ids, "statuses": statuses, "nexts": nexts, "delivered": delivered, "codes": codes},
-            )
         succeeded = [e for e, (ok, _) in last_by_endpoint.items() if ok]
         failed = {e: at for e, (ok, at) in last_by_endpoint.items() if not ok}
         if succeeded:

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 
+from billing.webhooks import delivery, services, transport
 from billing.webhooks.models import WebhookDelivery, WebhookEndpoint
 from core.api.scopes import ALL_SCOPES
 from core.audit import AuditEntry
@@ -159,3 +160,29 @@ def test_the_webhooks_scope_is_required(org, make_api, events_registry):
     assert _create(reader, "https://example.com/hook").status_code == 403
     blind = make_api(org, scopes=[s for s in ALL_SCOPES if not s.startswith("webhooks")])
     assert blind.get("/v1/webhook-deliveries").status_code == 403
+
+
+def test_operators_changes_are_audited_without_the_secret(org, operator, events_registry, caplog):
+    caplog.set_level(logging.DEBUG)
+    endpoint, secret = services.webhook_endpoint_create(
+        organization=org, url="https://example.com/hook", event_types=["*"], actor=operator
+    )
+    rotated = services.webhook_endpoint_rotate_secret(endpoint=endpoint, actor=operator)
+    actions = set(AuditEntry.objects.values_list("action", flat=True))
+    assert {"webhook_endpoint.create", "webhook_endpoint.rotate_secret"} <= actions
+    text = str(list(AuditEntry.objects.values())) + caplog.text
+    assert secret not in text and rotated not in text
+    assert secret[len("whsec_") :] not in text
+
+
+def test_an_endpoint_deleted_while_its_delivery_is_in_flight_is_no_error(org, receiver, events_registry):
+    endpoint, _ = services.webhook_endpoint_create(
+        organization=org, url=receiver.plan("/gone"), event_types=["*"]
+    )
+    event = services.webhook_endpoint_send_test(endpoint=endpoint)
+    delivery.webhook_deliveries_create(event=event)
+    [claim] = delivery.deliveries_claim(limit=10)
+    services.webhook_endpoint_delete(endpoint=endpoint)
+    outcome = delivery.Outcome(claim, event.occurred_at, transport.SendResult(200, 5, "ok"))
+    delivery.attempts_record(outcomes=[outcome])  # nothing to record, nothing raised
+    assert not WebhookDelivery.objects.exists()
