@@ -31,9 +31,10 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 
+from accounts.bench_population import LAST, customer_email, customer_name, customers_seed
 from accounts.models import Customer, Organization
 from accounts.selectors import customer_text_match, email_equals
 from accounts.services import access_token_create, organization_create
@@ -42,121 +43,6 @@ from core.bench.loadgen import Request, Result, run_open_loop
 from core.bench.server import gunicorn
 
 BENCH_SLUG = "api-bench"
-FIRST = (
-    "Ada",
-    "Alan",
-    "Barbara",
-    "Claude",
-    "Donald",
-    "Edsger",
-    "Frances",
-    "Grace",
-    "Hedy",
-    "Ivan",
-    "John",
-    "Ken",
-    "Leslie",
-    "Linus",
-    "Margaret",
-    "Niklaus",
-    "Radia",
-    "Ruth",
-    "Sophie",
-    "Tim",
-    "Tony",
-    "Brian",
-    "Dennis",
-    "Edith",
-    "Fran",
-    "Guido",
-    "Hal",
-    "Jean",
-    "Karen",
-    "Larry",
-    "Mary",
-    "Nancy",
-    "Ole",
-    "Peter",
-    "Rasmus",
-    "Richard",
-    "Robin",
-    "Shafi",
-    "Silvio",
-    "Stephen",
-    "Tom",
-    "Vint",
-    "Whitfield",
-    "Yukihiro",
-    "Zhou",
-    "Anita",
-    "Bjarne",
-    "Carol",
-    "Dana",
-    "Evelyn",
-)
-LAST = (
-    "Lovelace",
-    "Turing",
-    "Liskov",
-    "Shannon",
-    "Knuth",
-    "Dijkstra",
-    "Allen",
-    "Hopper",
-    "Lamarr",
-    "Sutherland",
-    "McCarthy",
-    "Thompson",
-    "Lamport",
-    "Torvalds",
-    "Hamilton",
-    "Wirth",
-    "Perlman",
-    "Teitelbaum",
-    "Wilson",
-    "Berners",
-    "Hoare",
-    "Ritchie",
-    "Clarke",
-    "Kernighan",
-    "Rossum",
-    "Abelson",
-    "Sammet",
-    "Jones",
-    "Page",
-    "Keller",
-    "Kay",
-    "Dahl",
-    "Naur",
-    "Norvig",
-    "Lerdorf",
-    "Stallman",
-    "Milner",
-    "Goldwasser",
-    "Micali",
-    "Cook",
-    "Kurtz",
-    "Cerf",
-    "Diffie",
-    "Matsumoto",
-    "Yao",
-    "Borg",
-    "Stroustrup",
-    "Shaw",
-    "Scott",
-    "Codd",
-)
-DOMAINS = ("example.com", "mail.example", "corp.example", "example.org", "shop.example", "example.net")
-
-
-def customer_email(i: int) -> str:
-    """The seeded customer ``i``'s e-mail (the seed SQL writes the same)."""
-    first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST)) % len(LAST)]
-    return f"{first.lower()}.{last.lower()}.{i}@{DOMAINS[i % len(DOMAINS)]}"
-
-
-def customer_name(i: int) -> str:
-    return f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]}"
 
 
 @dataclass(frozen=True)
@@ -311,26 +197,7 @@ class Command(BaseCommand):
         with connection.schema_editor() as editor:
             for index in trigram_indexes():
                 editor.remove_index(Customer, index)
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Customer i was created i seconds ago (customer_email and customer_name say the rest).
-            cursor.execute(
-                """
-                INSERT INTO accounts_customer
-                    (id, created_at, updated_at, organization_id, external_id, email, name,
-                     billing_address, tax_id, tax_id_type, metadata, stripe_customer_id,
-                     default_payment_method_id)
-                SELECT gen_random_uuid(), t, t, %(org)s, 'crm_' || i,
-                       lower(f.name) || '.' || lower(l.name) || '.' || i || '@'
-                           || (%(domains)s::text[])[i %% %(nd)s + 1],
-                       f.name || ' ' || l.name, NULL, '', '', '{}', '', ''
-                  FROM generate_series(1, %(n)s) AS i
-                 CROSS JOIN LATERAL (SELECT %(now)s - i * interval '1 second') AS c(t)
-                 CROSS JOIN LATERAL (SELECT (%(first)s::text[])[i %% %(nf)s + 1]) AS f(name)
-                 CROSS JOIN LATERAL (SELECT (%(last)s::text[])[(i / %(nf)s) %% %(nl)s + 1]) AS l(name)
-                """,
-                {"org": organization.pk, "n": n, "now": now, "first": list(FIRST), "nf": len(FIRST),
-                 "last": list(LAST), "nl": len(LAST), "domains": list(DOMAINS), "nd": len(DOMAINS)},
-            )  # fmt: skip
+        customers_seed(organization=organization, n=n, now=now)
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE accounts_customer")
         self.stdout.write(f"Seeded {n:,} customers in {time.perf_counter() - started:.1f} s.")
