@@ -8,6 +8,8 @@ from accounts.models import Customer
 from accounts.selectors import customer_text_match, customers_with_email
 from core.backoffice.search import IdSearchMixin, parse_uuid
 
+# Up to this many matching customers are looked up first and their rows found by customer_id.
+CUSTOMER_IDS_INLINE = 500
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -23,7 +25,12 @@ class CustomerEmailSearchMixin(IdSearchMixin):
         return Q(customer_id__in=list(customers_with_email(email).values_list("pk", flat=True)))
 
     def text_match(self, word: str) -> Q:
-        return Q(customer__in=Customer.objects.filter(customer_text_match(word)).values("pk"))
+        customers = Customer.objects.filter(customer_text_match(word)).values_list("pk", flat=True)
+        ids = list(customers[: CUSTOMER_IDS_INLINE + 1])
+        if len(ids) <= CUSTOMER_IDS_INLINE:
+            return Q(customer_id__in=ids)
+        # A word most customers share: leave the join order to PostgreSQL.
+        return Q(customer__in=customers)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
