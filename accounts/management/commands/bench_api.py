@@ -154,13 +154,13 @@ class Command(BaseCommand):
         chosen = [s for s in SCENARIOS if not scenarios or s.name in scenarios.split(",")]
         if not chosen:
             raise CommandError(f"No such scenario; choose from {', '.join(s.name for s in SCENARIOS)}.")
-        organization, before = self._population(customers)
+        organization, started, before = self._population(customers)
         _, secret = access_token_create(organization=organization, name=f"bench {clock.now():%H:%M:%S}")
         bench = Bench(
             customers=customers,
             token=secret,
             run=uuid.uuid4().hex[:8],
-            started=organization.bench_started,
+            started=started,
             rng=random.Random(7),
         )
         results = self._drive(bench, chosen, rate=rate, duration=duration, workers=workers)
@@ -170,7 +170,7 @@ class Command(BaseCommand):
 
     # --- the population
 
-    def _population(self, n: int) -> tuple[Organization, dict[str, float]]:
+    def _population(self, n: int) -> tuple[Organization, datetime, dict[str, float]]:
         organization = Organization.objects.filter(slug=BENCH_SLUG).first()
         before: dict[str, float] = {}
         if organization is None:
@@ -187,9 +187,11 @@ class Command(BaseCommand):
         with connection.schema_editor() as editor:
             for index in missing_indexes():  # an interrupted seed leaves them dropped
                 editor.add_index(Customer, index)
-        first = organization.customers.order_by("-created_at").values_list("created_at", flat=True).first()
-        organization.bench_started = first + timedelta(seconds=1)
-        return organization, before
+        # Customer k was created k seconds before the seed's "now" (list pages reach back by it).
+        newest = (
+            organization.customers.filter(external_id="crm_1").values_list("created_at", flat=True).first()
+        )
+        return organization, newest + timedelta(seconds=1), before
 
     def _seed(self, organization: Organization, n: int) -> dict[str, float]:
         now = clock.now()
