@@ -31,6 +31,20 @@ def _answers(url: str, timeout: float = 1) -> bool:
     return True
 
 
+def wait_until_idle(port: int, *, fast_ms: float = 50, timeout: float = 120) -> float:
+    """Waits until a trivial request answers in under ``fast_ms`` twice in a row: requests a
+    scenario left queued in the server (the generator gave up on them, the workers did not)
+    would otherwise be served during the next scenario. Returns the seconds waited."""
+    began = time.monotonic()
+    fast = 0
+    while fast < 2 and time.monotonic() - began < timeout:
+        started = time.monotonic()
+        answered = _answers(f"http://127.0.0.1:{port}/v1/bench-ready", timeout=timeout)
+        fast = fast + 1 if answered and (time.monotonic() - started) * 1000 < fast_ms else 0
+        time.sleep(0.1)
+    return time.monotonic() - began
+
+
 @contextmanager
 def gunicorn(*, env: dict[str, str], workers: int, port: int | None = None, log: Path) -> Iterator[int]:
     """Yields the port once the app answers; stops the server (its process group) after."""

@@ -40,7 +40,7 @@ from accounts.selectors import customer_text_match, email_equals
 from accounts.services import access_token_create, organization_create
 from core import clock
 from core.bench.loadgen import Request, Result, run_open_loop
-from core.bench.server import gunicorn
+from core.bench.server import gunicorn, wait_until_idle
 
 BENCH_SLUG = "api-bench"
 
@@ -256,6 +256,11 @@ class Command(BaseCommand):
                     )
                     results.append((scenario, result))
                     self.stdout.write(self._line(scenario, result))
+                    waited = wait_until_idle(port)
+                    if waited > 1:
+                        self.stdout.write(
+                            f"    (waited {waited:.0f} s for the server to serve what was queued)"
+                        )
         return results
 
     # --- the report
