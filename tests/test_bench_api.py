@@ -17,7 +17,7 @@ def test_bench_api_runs_every_scenario(tmp_path):
     call_command("bench_api", customers=300, rate=20, duration=0.5, workers=1, json_path=str(out))
 
     summary = json.loads(out.read_text())
-    assert set(summary["sql_before_ms"]) == {"lookup_upper", "lookup_lower", "search"}
+    assert set(summary["sql_before_ms"]) == {"lookup_upper", "lookup_lower", "search", "search_indexed"}
     for scenario in SCENARIOS:
         result = summary["scenarios"][scenario.name]
         assert result["statuses"] == {str(scenario.status): result["sent"]}, (scenario.name, result)
