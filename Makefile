@@ -10,7 +10,7 @@ STRIPE_PORT ?= 8420
 REDIS_DB ?= 0
 export DB_NAME WEB_PORT STRIPE_PORT REDIS_DB
 
-.PHONY: run test lint format bench install services db migrate lock clean-db help
+.PHONY: run test lint format bench bench-api install services db migrate lock clean-db help
 
 help:
 	@echo "make run    install, migrate, seed demo data, start web + worker + beat + localstripe"
@@ -64,6 +64,10 @@ BENCH_DB ?= recur_bench
 BENCH_N ?= 100000
 BENCH_WORKERS ?= 2
 BENCH_LEDGER_ENTRIES ?= 1000000
+BENCH_API_DB ?= recur_bench_api
+BENCH_API_CUSTOMERS ?= 1000000
+BENCH_API_RATE ?= 200
+BENCH_API_DURATION ?= 20
 # A fresh database each run: tables bloated by earlier runs (a million ledger rows written
 # and deleted) slowed the renewal benchmark by a third.
 bench: install services
@@ -72,6 +76,15 @@ bench: install services
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py migrate --noinput -v0
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_renewals --n $(BENCH_N) --workers $(BENCH_WORKERS)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_ledger_balance --entries $(BENCH_LEDGER_ENTRIES)
+	$(MAKE) --no-print-directory bench-api
+
+# The API under load (gunicorn, open-loop generator) on a database of its own.
+bench-api: install services
+	dropdb -h localhost -U postgres --if-exists $(BENCH_API_DB)
+	createdb -h localhost -U postgres $(BENCH_API_DB)
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_API_DB) $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_API_DB) $(PY) manage.py bench_api \
+	  --customers $(BENCH_API_CUSTOMERS) --rate $(BENCH_API_RATE) --duration $(BENCH_API_DURATION)
 
 lock: install
 	$(VENV)/bin/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11

@@ -1,5 +1,4 @@
 import django_filters
-from django.db.models import Q
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -9,6 +8,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Customer, Organization, ProrationBehavior
+from accounts.selectors import customer_text_match, email_equals
 from billing.money import LEDGER_AMOUNT_MAX, is_supported_currency
 from core.api import pagination
 from core.api.fields import AddressSerializer, MetadataField
@@ -83,7 +83,7 @@ class CustomerUpsertSerializer(CustomerSerializer):
 
 
 class CustomerFilter(django_filters.FilterSet):
-    email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
+    email = django_filters.CharFilter(method="filter_email", label="The customer's e-mail, in any case")
     external_id = django_filters.CharFilter(field_name="external_id")
     query = django_filters.CharFilter(method="filter_query", label="Search in email and name")
     created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -93,8 +93,11 @@ class CustomerFilter(django_filters.FilterSet):
         model = Customer
         fields = ["email", "external_id", "query", "created_after", "created_before"]
 
+    def filter_email(self, queryset, name, value):
+        return queryset.filter(email_equals("email", value))
+
     def filter_query(self, queryset, name, value):
-        return queryset.filter(Q(email__icontains=value) | Q(name__icontains=value))
+        return queryset.filter(customer_text_match(value))
 
 
 # --- the customer's wallet ----------------------------------------------------------------------

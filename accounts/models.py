@@ -3,11 +3,12 @@ import hashlib
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 
 from billing.money import is_supported_currency
 from core import clock
@@ -190,6 +191,11 @@ class Customer(BaseModel):
         indexes = [
             models.Index(Lower("email"), "organization", name="customer_email_idx"),
             models.Index(fields=["organization", "-created_at"], name="customer_org_created_idx"),
+            # Text search: Django's icontains compiles to UPPER(col) LIKE UPPER('%term%'), which
+            # a trigram index on the same UPPER expression serves (accounts.selectors).
+            GinIndex(OpClass(Upper("email"), name="gin_trgm_ops"), name="customer_email_trgm_idx"),
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_trgm_idx"),
+            GinIndex(OpClass(Upper("external_id"), name="gin_trgm_ops"), name="customer_external_trgm_idx"),
         ]
 
     def __str__(self) -> str:

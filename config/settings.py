@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # index expressions with operator classes (trigram search)
     "rest_framework",
     "django_filters",
     "drf_spectacular",

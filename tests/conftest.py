@@ -8,7 +8,7 @@ from core.api.scopes import ALL_SCOPES
 from tests.redis_urls import TEST_BROKER_URL, TEST_CACHE_URL
 
 # Fixtures shared by the subscription tests of several folders (manual_org, plans).
-pytest_plugins = ["tests.subscriptions.scenario"]
+pytest_plugins = ["tests.subscriptions.scenario", "tests.plans"]  # tests.plans: the crowd fixture
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
+from accounts.selectors import email_equals
 from billing.checkout.models import Checkout
 from billing.money import format_amount
 from billing.orders.admin import (
@@ -145,7 +146,10 @@ class CheckoutAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
 
     def email_match(self, email: str) -> Q:
         # Before confirmation a checkout only has the e-mail the buyer typed.
-        return super().email_match(email) | Q(customer__isnull=True, customer_email__iexact=email)
+        return super().email_match(email) | Q(email_equals("customer_email", email), customer__isnull=True)
+
+    def text_match(self, word: str) -> Q:
+        return super().text_match(word) | Q(customer__isnull=True, customer_email__icontains=word)
 
     # --- list columns
 

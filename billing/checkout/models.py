@@ -2,6 +2,7 @@ import secrets
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from billing.money import format_amount
 from core.models import BaseModel
@@ -68,6 +69,8 @@ class Checkout(BaseModel):
         indexes = [
             models.Index(fields=["organization", "-created_at"], name="checkout_org_created_idx"),
             models.Index(fields=["status", "expires_at"], name="checkout_status_expiry_idx"),
+            # The backoffice finds a not yet confirmed checkout by the e-mail the buyer typed.
+            models.Index(Lower("customer_email"), name="checkout_customer_email_idx"),
         ]
         constraints = [
             models.CheckConstraint(

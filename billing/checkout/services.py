@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from accounts.models import Customer, Organization
+from accounts.selectors import customers_with_email
 from billing.catalog import services as catalog
 from billing.catalog.models import Price, Product
 from billing.catalog.pricing import discount_amount as discount_amount_for
@@ -310,7 +311,7 @@ def _customer_for(checkout: Checkout) -> Customer:
     if checkout.customer_id:
         return checkout.customer
     existing = (
-        Customer.objects.filter(organization=checkout.organization, email__iexact=checkout.customer_email)
+        customers_with_email(checkout.customer_email, organization=checkout.organization)
         .order_by("created_at")
         .first()
     )

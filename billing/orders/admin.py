@@ -13,15 +13,14 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Lower
+from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from accounts.models import Customer
+from accounts.backoffice import EMAIL_RE, CustomerEmailSearchMixin
 from billing.catalog.models import Price
 from billing.money import format_amount, get_currency
 from billing.orders.models import Order
@@ -35,7 +34,6 @@ from core.admin import ReadOnlyAdmin
 from core.backoffice.actions import ModalAction, ModalActionsMixin
 from core.backoffice.dashboard import Metric, dashboard
 from core.backoffice.display import address_block, admin_url, badge, pretty_json, when
-from core.backoffice.search import IdSearchMixin
 from core.backoffice.timeline import admin_change_url, tax_rate_label
 
 ORDER_TONES = {
@@ -141,31 +139,6 @@ class CurrencyFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(currency=self.value().lower()) if self.value() else queryset
-
-
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def customers_with_email(email: str) -> QuerySet:
-    """Customer ids with this e-mail, any case, through the ``lower(email)`` index."""
-    return (
-        Customer.objects.annotate(email_lower=Lower("email")).filter(email_lower=email.lower()).values("pk")
-    )
-
-
-class CustomerEmailSearchMixin(IdSearchMixin):
-    """Search a list of rows that belong to a customer: an id finds the row (primary key),
-    a whole e-mail address finds the customer's rows (index lookup); other words go through
-    ``search_fields`` (say, part of an e-mail)."""
-
-    def email_match(self, email: str) -> Q:
-        return Q(customer__in=customers_with_email(email))
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if EMAIL_RE.match(term):
-            return queryset.filter(self.email_match(term)), False
-        return super().get_search_results(request, queryset, search_term)
 
 
 def currency_totals_metric(totals: dict[str, int], *, hint: str, url: str | None) -> Metric:

@@ -4,10 +4,11 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.backoffice import CustomerEmailSearchMixin
 from billing.money import format_amount
 from billing.payments import events
 from billing.payments.backoffice import Link, PaidFor, event_payments, paid_for
@@ -99,7 +100,7 @@ def payment_status_badge(payment: Payment):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(CustomerEmailSearchMixin, ReadOnlyAdmin):
     list_display = (
         "created",
         "amount_display",
@@ -113,10 +114,21 @@ class PaymentAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", HeldFilter, "trigger", "processor", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("customer", "organization")
-    search_fields = ("=reference", "=processor_payment_id", "=processor_charge_id", "customer__email")
+    search_fields = ("customer__email",)  # shows the search box; see get_search_results
     search_help_text = "Reference, PaymentIntent or charge id (exact), or the customer's email."
     show_full_result_count = False
     list_per_page = 50
+
+    def get_search_results(self, request, queryset, search_term):
+        # References and processor ids are matched exactly (their btree indexes); Django's
+        # "=field" would compare UPPER(field) and read every payment.
+        term = search_term.strip()
+        if ":" in term:  # checkout:<id>, order:<id>
+            return queryset.filter(reference=term), False
+        if term.startswith(("pi_", "ch_", "py_")):
+            return queryset.filter(Q(processor_payment_id=term) | Q(processor_charge_id=term)), False
+        return super().get_search_results(request, queryset, search_term)
+
     fieldsets = (
         (
             None,

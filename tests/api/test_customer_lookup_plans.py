@@ -1,0 +1,58 @@
+"""The customer list's lookup by e-mail and text search are index scans (issue 11)."""
+
+import pytest
+from django.db.models import QuerySet
+from django.test import RequestFactory
+
+from accounts.api import CustomerFilter
+from accounts.bench_population import customer_email, customer_name
+from accounts.models import Customer
+from tests.plans import plan_without_seqscan, seq_scanned
+
+pytestmark = pytest.mark.django_db
+
+
+def filtered(org, **params) -> QuerySet[Customer]:
+    request = RequestFactory().get("/v1/customers", params)
+    customers = Customer.objects.filter(organization=org).order_by("-created_at", "-id")
+    return CustomerFilter(params, queryset=customers, request=request).qs[:21]
+
+
+def test_lookup_by_email_uses_the_lower_email_index(crowd):
+    queryset = filtered(crowd, email=customer_email(1234).upper())
+
+    assert [c.email for c in queryset] == [customer_email(1234)]
+    plan = plan_without_seqscan(queryset)
+    assert "customer_email_idx" in plan and not seq_scanned(plan), plan
+
+
+def test_iexact_is_a_form_the_email_index_cannot_serve(crowd):
+    # Why the filter does not use email__iexact: it compiles to UPPER(email) = UPPER(...).
+    queryset = Customer.objects.filter(organization=crowd, email__iexact=customer_email(1234))
+
+    assert "customer_email_idx" not in plan_without_seqscan(queryset)
+
+
+@pytest.mark.parametrize(
+    ("term", "index"),
+    [
+        (customer_email(12345).split("@")[0][-10:], "customer_email_trgm_idx"),
+        (customer_name(2), "customer_name_trgm_idx"),
+    ],
+)
+def test_text_search_uses_the_trigram_indexes(crowd, term, index):
+    queryset = filtered(crowd, query=term)
+
+    assert queryset and all(term.lower() in f"{c.email} {c.name}".lower() for c in queryset)
+    plan = plan_without_seqscan(queryset)
+    assert index in plan and not seq_scanned(plan), plan
+
+
+def test_lookup_and_search_through_the_api(crowd, make_api):
+    api = make_api(crowd)
+
+    response = api.get("/v1/customers", {"email": customer_email(77).title()})
+    assert [c["email"] for c in response.json()["results"]] == [customer_email(77)]
+
+    response = api.get("/v1/customers", {"query": customer_email(4321).split("@")[0]})
+    assert [c["email"] for c in response.json()["results"]] == [customer_email(4321)]
