@@ -8,4 +8,7 @@ class DisputesConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the charge.dispute.* receivers over the payments app's "deferred" placeholders.
-        from billing.disputes import receivers  # noqa: F401
+        from billing.disputes import (
+            receivers,  # noqa: F401
+            timeline,  # noqa: F401  (registers its backoffice timeline sources)
+        )

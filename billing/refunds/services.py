@@ -32,7 +32,7 @@ from billing.payments.services import processor_for
 from billing.refunds.models import Refund
 from billing.subscriptions.locks import order_lock_with_subscription
 from core import clock
-from core.audit import audit_record, json_safe
+from core.audit import audit_record, is_operator, json_safe
 from core.errors import Conflict, InvalidInput
 from core.faults import crash_point
 from core.locks import lock_one
@@ -283,14 +283,14 @@ def refund_create(
             card_amount=plan.card_amount,
             wallet_amount=plan.wallet_amount,
             tax_amount=plan.tax_amount,
-            created_by=actor if getattr(actor, "pk", None) else None,
+            created_by=actor if is_operator(actor) else None,
             succeeded_at=now if wallet_only else None,
         )
         ledger_post_refund(refund=refund)
         _recount(order, plan.payment)
         if revoke_benefits:
             _revoke_benefits(order, actor, reason=comment or f"refund ({reason})")
-        if getattr(actor, "pk", None):  # an operator's refund (API refunds are the merchant's own)
+        if actor is not None:  # an operator's or an API token's refund (processor reports have none)
             audit_record(
                 actor=actor,
                 action="refund.create",

@@ -13,7 +13,11 @@ class SubscriptionsConfig(AppConfig):
             PAYMENT_LOCK_HOOKS,
             PaymentHooks,
         )
-        from billing.subscriptions import dunning, locks
+        from billing.subscriptions import (
+            dunning,
+            locks,
+            timeline,  # noqa: F401  (registers its backoffice timeline sources)
+        )
 
         PAYMENT_HOOKS["order"] = PaymentHooks(
             on_succeeded=dunning.order_payment_succeeded,

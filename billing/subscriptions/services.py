@@ -19,7 +19,7 @@ from billing.subscriptions.models import BillingEntry, Subscription
 from billing.subscriptions.periods import boundary, months_per_period
 from billing.subscriptions.proration import revoke_credit_amounts
 from core import clock
-from core.audit import audit_record, json_safe
+from core.audit import audit_record, customer_actor, json_safe
 from core.errors import Conflict, InvalidInput
 from core.retry import retry_on_conflict
 
@@ -83,15 +83,39 @@ def _lock(subscription: Subscription) -> Subscription:
 
 
 def _audit(actor, action: str, subscription: Subscription, reason: str = "", **data) -> None:
-    if actor is not None and getattr(actor, "pk", None):
-        audit_record(
-            actor=actor,
-            action=action,
-            target=subscription,
-            organization=subscription.organization,
-            reason=reason,
-            data=json_safe(data),
-        )
+    """Every action on a subscription is on record with who took it (an operator, an API
+    token, the customer; ``None`` is the system): the subscription's timeline reads it."""
+    audit_record(
+        actor=actor,
+        action=action,
+        target=subscription,
+        organization=subscription.organization,
+        reason=reason,
+        data=json_safe(data),
+    )
+
+
+def _terms(subscription: Subscription) -> dict:
+    """What a change moves from or to, as the audit entry keeps it (names as they were then)."""
+    product, price = subscription.product, subscription.price
+    return {
+        "product": product.name,
+        "price_id": str(price.pk),
+        "amount": subscription.amount,
+        "seats": subscription.seats,
+        "interval": product.recurring_interval,
+        "interval_count": product.recurring_interval_count,
+        "discount": subscription.discount.code or subscription.discount.name
+        if subscription.discount_id
+        else "",
+    }
+
+
+def _change_lines(plan: ChangePlan) -> list[dict]:
+    """The lines a change bills: the invoice's items, or the entries left for the next order."""
+    if plan.invoice is not None:
+        return [{"label": item.label, "amount": item.amount} for item in plan.invoice.items]
+    return [{"label": entry.label, "amount": entry.amount} for entry in plan.entries]
 
 
 def subscription_change_preview(
@@ -136,6 +160,7 @@ def subscription_change(
             replace_scheduled_change=replace_scheduled_change,
         )
         order = None
+        before = _terms(subscription)
         subscription.scheduled_change = plan.scheduled_change
         if plan.behavior != ProrationBehavior.NEXT_PERIOD:
             subscription.price, subscription.product = plan.price, plan.price.product
@@ -159,6 +184,20 @@ def subscription_change(
             seats=plan.seats,
             proration_behavior=plan.behavior,
             scheduled_change=plan.scheduled_change,
+            currency=subscription.currency,
+            before=before,
+            after={
+                **_terms(subscription),
+                "product": plan.price.product.name,
+                "price_id": str(plan.price.pk),
+                "amount": plan.amount,
+                "seats": plan.seats,
+                "interval": plan.price.product.recurring_interval,
+                "interval_count": plan.price.product.recurring_interval_count,
+            },
+            lines=[] if plan.behavior == ProrationBehavior.NEXT_PERIOD else _change_lines(plan),
+            order_id=str(order.pk) if order is not None else None,
+            effective_at=plan.effective_at,
         )
     if order is not None and order.status == Order.Status.PENDING:
         _collect_after_commit(order, trigger=Payment.Trigger.SUBSCRIPTION_CHANGE)
@@ -210,7 +249,14 @@ def subscription_cancel(
     subscription.canceled_at = clock.now()
     subscription.cancellation_reason, subscription.cancellation_comment = reason, comment
     subscription.save()
-    _audit(actor, "subscription.cancel", subscription, reason=comment, cancellation_reason=reason)
+    _audit(
+        actor,
+        "subscription.cancel",
+        subscription,
+        reason=comment,
+        cancellation_reason=reason,
+        ends_at=subscription.current_period_end,
+    )
     return subscription
 
 
@@ -391,9 +437,10 @@ def subscription_trial_extend(*, subscription: Subscription, trial_end: datetime
         raise InvalidInput(
             "The new trial end must be after the current one.", field="trial_end", code="not_later"
         )
+    before = subscription.trial_end
     subscription.trial_end = subscription.current_period_end = subscription.billing_anchor = trial_end
     subscription.save()
-    _audit(actor, "subscription.trial_extend", subscription, trial_end=trial_end)
+    _audit(actor, "subscription.trial_extend", subscription, trial_end=trial_end, before=before)
     return subscription
 
 
@@ -446,8 +493,14 @@ def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) 
             "A payment for this order is held for review; release the hold first.", code="order_payment_held"
         )
     trigger = Payment.Trigger.CUSTOMER_RETRY if by_customer else Payment.Trigger.OPERATOR_RETRY
-    if actor is not None:
-        audit_record(actor=actor, action="order.retry_payment", target=order, organization=order.organization)
+    if actor is not None or by_customer:
+        audit_record(
+            actor=actor if actor is not None else customer_actor(order.customer),
+            action="order.retry_payment",
+            target=order,
+            organization=order.organization,
+            data={"subscription_id": str(order.subscription_id) if order.subscription_id else None},
+        )
     return order_payment_collect(order_id=order.pk, trigger=trigger)
 
 
@@ -463,6 +516,7 @@ def subscription_discount_change(
     with transaction.atomic():
         subscription = _lock(subscription)
         check_changeable(subscription)
+        before = _terms(subscription)["discount"]
         if not discount_code:
             if subscription.discount_id is None:
                 raise InvalidInput(
@@ -499,5 +553,11 @@ def subscription_discount_change(
             subscription.discount = discount
             subscription.discount_periods_remaining = None if remaining is None else remaining + 1
         subscription.save()
-        _audit(actor, "subscription.discount_change", subscription, discount_code=discount_code or "")
+        _audit(
+            actor,
+            "subscription.discount_change",
+            subscription,
+            discount_code=discount_code or "",
+            before=before,
+        )
     return subscription
