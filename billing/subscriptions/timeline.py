@@ -377,25 +377,26 @@ def _wallet_credits(sub: Subscription, order_ids: list, limit: int) -> list[Ledg
     )
 
 
-def _milestones(sub: Subscription, entries: list[AuditEntry], now: datetime) -> list[TimelineEvent]:
-    """What the row says happened without an action on record: the jobs' doing."""
-    events = []
+def _start(sub: Subscription) -> TimelineEvent:
     product = sub.product
     started_on = sub.checkout.product if sub.checkout_id else product
     detail = f"via checkout · trial until {day(sub.trial_end)}" if sub.trial_end else "via checkout"
     if not sub.checkout_id:
         detail = detail.replace("via checkout", "").strip(" ·")
-    events.append(
-        TimelineEvent(
-            sub.created_at,
-            "subscription",
-            f"Subscribed to {started_on.name}",
-            detail,
-            None,
-            "info",
-            customer_words(sub.customer),
-        )
+    return TimelineEvent(
+        sub.created_at,
+        "subscription",
+        f"Subscribed to {started_on.name}",
+        detail,
+        None,
+        "info",
+        customer_words(sub.customer),
     )
+
+
+def _milestones(sub: Subscription, entries: list[AuditEntry], now: datetime) -> list[TimelineEvent]:
+    """What the row says happened without an action on record: the jobs' doing."""
+    events = []
     if sub.trial_end is not None and sub.trial_end <= now and sub.status != Subscription.Status.TRIALING:
         events.append(TimelineEvent(sub.trial_end, "trial", "Trial ended", "", None, "info", RENEWALS))
     if sub.past_due_at is not None:
@@ -441,7 +442,7 @@ def subscription_timeline_events(sub: Subscription, limit: int, now: datetime) -
     # Lines are gathered cause first (oldest first within each source) and handed back
     # reversed, so that lines of the same instant read newest first: the payment above the
     # order above the change that made it.
-    events = _milestones(sub, entries, now)
+    events = [_start(sub)]
     events += [event for entry in reversed(entries) if (event := _entry_event(entry, sub, by_id)) is not None]
     events += [_order_event(order, sub, changes) for order in reversed(orders)]
 
@@ -475,6 +476,7 @@ def subscription_timeline_events(sub: Subscription, limit: int, now: datetime) -
                 actor,
             )
         )
+    events += _milestones(sub, entries, now)  # the consequences of the payments above
     return events[::-1]
 
 
