@@ -120,13 +120,13 @@ def _cancellation_events(sub: Subscription, product: str, url: str | None) -> li
         and sub.ended_at - sub.canceled_at < SAME_ACTION
     )
     if sub.canceled_at is not None and not immediate:
-        if sub.ended_at is None:
-            ending = f"active until {day(sub.current_period_end)}"
-            title = f"Cancellation of {product} scheduled"
-        else:
-            ending = f"ended {day(sub.ended_at)}"
-            title = f"Cancellation of {product} scheduled"
+        ending = (
+            f"active until {day(sub.current_period_end)}"
+            if sub.ended_at is None
+            else f"ended {day(sub.ended_at)}"
+        )
         detail = " · ".join(part for part in (ending, reason) if part)
+        title = f"Cancellation of {product} scheduled"
         events.append(TimelineEvent(sub.canceled_at, "subscription", title, detail, url, "warn"))
     if sub.ended_at is not None:
         detail = "canceled immediately" if immediate else "at the end of its period"
