@@ -258,7 +258,7 @@ class CustomerViewSet(
         customer = self.get_object()
         serializer = WalletAdjustmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        wallet_adjust(customer=customer, **serializer.validated_data)
+        wallet_adjust(customer=customer, actor=request.auth, **serializer.validated_data)
         return Response(_wallet_data(customer), status=status.HTTP_201_CREATED)
 
     @extend_schema(

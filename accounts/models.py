@@ -12,7 +12,8 @@ from django.db.models.functions import Lower, Upper
 
 from billing.money import is_supported_currency
 from core import clock
-from core.models import BaseModel
+from core.audit import Actor
+from core.models import AuditEntry, BaseModel
 
 
 def currency_validator(value: str) -> None:
@@ -227,6 +228,10 @@ class AccessToken(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def audit_actor(self) -> Actor:
+        """How the audit log names an action taken with this token."""
+        return Actor(AuditEntry.ActorKind.TOKEN, str(self))
 
     @property
     def is_active(self) -> bool:

@@ -6,11 +6,13 @@ registers a real card under the same key (see core.backoffice.dashboard).
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from core import clock
+from core.backoffice.audit_labels import attach_targets, current_label, current_status, data_summary
 from core.backoffice.dashboard import dashboard
 from core.backoffice.display import badge, pretty_json, when
 from core.backoffice.search import parse_uuid
@@ -37,9 +39,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class AuditChangeList(ChangeList):
+    """The page's entries, with the objects they are about as stored now (one query per type)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        attach_targets(self.result_list)
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created", "actor_email", "action", "object_link", "organization", "reason_short")
+    list_display = ("created", "actor_column", "what_happened", "object_link", "organization", "reason_short")
     list_display_links = ("created",)
     list_filter = ("action", "object_type", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("organization",)
@@ -51,14 +62,23 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "created_at",
         "actor_link",
         "organization",
-        "action",
+        "what_happened",
         "object_link",
         "object_type",
         "object_id",
         "reason",
         "data_pretty",
     )
-    readonly_fields = ("actor_link", "object_link", "data_pretty")
+    readonly_fields = ("actor_link", "what_happened", "object_link", "data_pretty")
+
+    def get_changelist(self, request, **kwargs):
+        return AuditChangeList
+
+    def get_object(self, request, object_id, from_field=None):
+        entry = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            attach_targets([entry])
+        return entry
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -82,18 +102,33 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="object", ordering="object_type")
     def object_link(self, entry: AuditEntry):
-        label = entry.object_repr or entry.object_id
+        """The object as it is now, with its current status (not the one of the moment)."""
+        label = current_label(entry)
+        status = current_status(entry)
+        now = format_html(" {}", badge(f"now {status}", "muted")) if status else ""
         url = self._object_url(entry)
-        if url is None:
-            return format_html('{} <span class="bo-quiet">{}</span>', label, entry.object_type)
+        if url is None or getattr(entry, "target", True) is None:
+            gone = " (no longer exists)" if getattr(entry, "target", True) is None else ""
+            return format_html('{}{} <span class="bo-quiet">{}</span>', label, gone, entry.object_type)
         return format_html(
-            '<a href="{}">{}</a> <span class="bo-quiet">{}</span>', url, label, entry.object_type
+            '<a href="{}">{}</a>{} <span class="bo-quiet">{}</span>', url, label, now, entry.object_type
         )
+
+    @admin.display(description="what happened", ordering="action")
+    def what_happened(self, entry: AuditEntry):
+        summary = data_summary(entry)
+        if not summary:
+            return entry.action
+        return format_html('{} <span class="bo-quiet">{}</span>', entry.action, summary)
+
+    @admin.display(description="actor", ordering="actor_label")
+    def actor_column(self, entry: AuditEntry) -> str:
+        return entry.actor_display
 
     @admin.display(description="actor")
     def actor_link(self, entry: AuditEntry):
         if entry.actor_id is None:
-            return entry.actor_email or "system"
+            return entry.actor_display
         try:
             url = reverse(f"{self.admin_site.name}:accounts_user_change", args=[entry.actor_id])
         except NoReverseMatch:

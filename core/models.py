@@ -18,7 +18,14 @@ class BaseModel(models.Model):
 
 
 class AuditEntry(models.Model):
-    """An operator's action, recorded by the service that performed it. Append-only."""
+    """An action on an object, recorded by the service that performed it, with who did it
+    (an operator, an API token, the customer or the system). Append-only."""
+
+    class ActorKind(models.TextChoices):
+        USER = "user", "operator"
+        TOKEN = "token", "API token"
+        CUSTOMER = "customer", "customer"
+        SYSTEM = "system", "system"
 
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField(default=clock.now, db_index=True)
@@ -26,6 +33,9 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     actor_email = models.CharField(max_length=254, blank=True)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices, default=ActorKind.SYSTEM)
+    # The operator's e-mail, the token's "name (prefix…)", the customer's e-mail or the job's name.
+    actor_label = models.CharField(max_length=200, blank=True)
     organization = models.ForeignKey(
         "accounts.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -42,7 +52,26 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit log"
 
     def __str__(self) -> str:
-        return f"{self.actor_email or 'system'} {self.action} {self.object_repr}"
+        return f"{self.actor_display} {self.action} {self.object_repr}"
+
+    @property
+    def actor_display(self) -> str:
+        """Who did it, in words: ``ops@x.test``, ``API token Deploy (recur_at_ab…)``,
+        ``customer a@b.test``, ``system (renewals)``."""
+        if not self.actor_label and self.actor_email:  # written before actor kinds existed
+            return actor_words(self.ActorKind.USER, self.actor_email)
+        return actor_words(self.actor_kind, self.actor_label)
+
+
+def actor_words(kind: str, label: str) -> str:
+    """Who acted, in words, from an actor kind and label (AuditEntry.ActorKind)."""
+    if kind == AuditEntry.ActorKind.TOKEN:
+        return f"API token {label}"
+    if kind == AuditEntry.ActorKind.CUSTOMER:
+        return f"customer {label}".strip()
+    if kind == AuditEntry.ActorKind.SYSTEM:
+        return f"system ({label})" if label else "system"
+    return label or "operator"
 
 
 class JobHeartbeat(models.Model):

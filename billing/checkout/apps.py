@@ -7,7 +7,10 @@ class CheckoutConfig(AppConfig):
     verbose_name = "Checkout"
 
     def ready(self) -> None:
-        from billing.checkout import services
+        from billing.checkout import (
+            services,
+            timeline,  # noqa: F401  (registers its backoffice timeline sources)
+        )
         from billing.payments.services import PAYMENT_HOOKS, PAYMENT_LOCK_HOOKS, PaymentHooks
 
         PAYMENT_HOOKS["checkout"] = PaymentHooks(

@@ -1,5 +1,6 @@
 from django.db import models
 
+from billing.money import format_amount
 from core.models import BaseModel
 
 
@@ -79,7 +80,8 @@ class Dispute(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"dispute {self.processor_dispute_id} ({self.status})"
+        # No status: a label is read long after it is written (the audit log shows the current one).
+        return f"dispute {self.processor_dispute_id} of {format_amount(self.amount, self.currency)}"
 
     @property
     def is_open(self) -> bool:

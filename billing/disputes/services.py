@@ -39,6 +39,7 @@ from billing.orders.selectors import payment_order
 from billing.payments.models import Payment
 from billing.payments.services import payment_find
 from core import clock
+from core.audit import system_actor
 from core.errors import Conflict, InvalidInput
 from core.events.services import event_record
 from core.locks import lock_first
@@ -49,6 +50,7 @@ logger = logging.getLogger("recur.disputes")
 S = Dispute.Status
 WARNING = frozenset({S.WARNING_NEEDS_RESPONSE, S.WARNING_UNDER_REVIEW, S.WARNING_CLOSED})
 CLOSED = frozenset(Dispute.CLOSED)
+DISPUTES = system_actor("disputes")  # who ends or restores a subscription over a chargeback
 # Ties within one second of processor time go to the status further along.
 RANK = {
     S.WARNING_NEEDS_RESPONSE: 0,
@@ -279,7 +281,7 @@ def _revoke_access(dispute: Dispute, *, created: bool) -> None:
             reason = f"Disputed payment ({dispute.reason or 'dispute'} {dispute.processor_dispute_id})"
             with contextlib.suppress(Conflict):  # ended meanwhile: nothing left to revoke
                 status = subscription.status
-                subscription_revoke(subscription=subscription, reason=reason)
+                subscription_revoke(subscription=subscription, reason=reason, actor=DISPUTES)
                 dispute.revoked_subscription, dispute.revoked_subscription_status = subscription, status
                 dispute.save(
                     update_fields=["revoked_subscription", "revoked_subscription_status", "updated_at"]
@@ -307,6 +309,7 @@ def _restore_access(dispute: Dispute) -> None:
                     subscription=subscription,
                     status=dispute.revoked_subscription_status,
                     reason=f"Dispute {dispute.processor_dispute_id} won",
+                    actor=DISPUTES,
                 )
             except Conflict as exc:
                 note = f"subscription not restored: {exc.detail}"

@@ -7,7 +7,7 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        from billing.orders import collection, events, locks
+        from billing.orders import collection, events, locks, timeline  # noqa: F401  (timeline sources)
         from billing.payments.services import (
             CUSTOMER_PAYMENT_METHOD_HOOKS,
             PAYMENT_HOOKS,

@@ -25,7 +25,7 @@ from billing.orders.services import order_event_record, order_mark_paid
 from billing.payments import services as payments
 from billing.payments.models import Payment
 from core import clock
-from core.audit import audit_record
+from core.audit import audit_record, customer_actor
 from core.errors import Conflict
 from core.retry import retry_on_conflict
 
@@ -113,8 +113,14 @@ def order_payment_retry(*, order: Order, actor=None, by_customer: bool = False) 
             "A payment for this order is held for review; release the hold first.", code="order_payment_held"
         )
     trigger = Payment.Trigger.CUSTOMER_RETRY if by_customer else Payment.Trigger.OPERATOR_RETRY
-    if actor is not None:
-        audit_record(actor=actor, action="order.retry_payment", target=order, organization=order.organization)
+    if actor is not None or by_customer:
+        audit_record(
+            actor=actor if actor is not None else customer_actor(order.customer),
+            action="order.retry_payment",
+            target=order,
+            organization=order.organization,
+            data={"subscription_id": str(order.subscription_id) if order.subscription_id else None},
+        )
     return order_payment_collect(order_id=order.pk, trigger=trigger)
 
 

@@ -150,7 +150,9 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizati
     def create(self, request):
         order, body = self._body()
         amount, currency = body.pop("amount", None), body.pop("currency", None)
-        refund = services.refund_request(order=order, amount=amount, currency=currency, actor=None, **body)
+        refund = services.refund_request(
+            order=order, amount=amount, currency=currency, actor=request.auth, **body
+        )
         return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -7,6 +7,6 @@ class RefundsConfig(AppConfig):
     verbose_name = "Refunds"
 
     def ready(self) -> None:
-        from billing.refunds import events, receivers  # noqa: F401  (registers the refund.* receivers)
+        from billing.refunds import events, receivers, timeline  # noqa: F401  (receivers, timeline sources)
 
         events.register()

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from billing.money import format_amount
 from core.models import BaseModel
 
 
@@ -97,7 +98,8 @@ class Refund(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"refund {self.amount} {self.currency} ({self.status})"
+        # No status: a label is read long after it is written (the audit log shows the current one).
+        return f"refund of {format_amount(self.amount, self.currency)}"
 
     @property
     def idempotency_key(self) -> str:

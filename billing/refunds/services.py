@@ -32,7 +32,7 @@ from billing.payments.processor import ProcessorError
 from billing.payments.services import processor_for
 from billing.refunds.models import Refund
 from core import clock
-from core.audit import audit_record, json_safe
+from core.audit import audit_record, is_operator, json_safe
 from core.errors import Conflict, InvalidInput
 from core.events.services import event_record
 from core.faults import crash_point
@@ -277,7 +277,7 @@ def refund_create(
             card_amount=plan.card_amount,
             wallet_amount=plan.wallet_amount,
             tax_amount=plan.tax_amount,
-            created_by=actor if getattr(actor, "pk", None) else None,
+            created_by=actor if is_operator(actor) else None,
             succeeded_at=now if wallet_only else None,
         )
         ledger_post_refund(refund=refund)
@@ -287,7 +287,7 @@ def refund_create(
         event_record(type="refund.created", obj=refund)
         if revoke_benefits:
             _revoke_benefits(order, actor, reason=comment or f"refund ({reason})")
-        if getattr(actor, "pk", None):  # an operator's refund (API refunds are the merchant's own)
+        if actor is not None:  # an operator's or an API token's refund (processor reports have none)
             audit_record(
                 actor=actor,
                 action="refund.create",

@@ -20,7 +20,6 @@ from billing.catalog.models import Price, Product
 from billing.catalog.services import MAX_SEATS
 from billing.money import format_amount, round_half_up
 from billing.orders.admin import (
-    BILLING_CSS,
     ORDER_TONES,
     CustomerEmailSearchMixin,
     currency_totals_metric,
@@ -638,7 +637,8 @@ class RecurringProductFilter(admin.SimpleListFilter):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdmin):
-    change_form_template = BILLING_CSS
+    # The billing change form, then the timeline (billing/subscriptions/timeline.py).
+    change_form_template = "backoffice/subscription_change_form.html"
     modal_actions = [
         ChangePlanOrSeats,
         CancelAtPeriodEnd,

@@ -352,7 +352,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     def change(self, request, pk=None):
         subscription = self.get_object()
         body = self._body(SubscriptionChangeSerializer)
-        subscription, order = services.subscription_change(subscription=subscription, **body)
+        subscription, order = services.subscription_change(
+            subscription=subscription, actor=request.auth, **body
+        )
         return self._answer(subscription, order, with_order=True)
 
     @extend_schema(
@@ -366,7 +368,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     def cancel(self, request, pk=None):
         subscription = self.get_object()
         body = self._body(SubscriptionCancelSerializer)
-        return self._answer(services.subscription_cancel(subscription=subscription, **body))
+        return self._answer(
+            services.subscription_cancel(subscription=subscription, actor=request.auth, **body)
+        )
 
     @extend_schema(
         operation_id="subscriptions_discount",
@@ -380,7 +384,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     def discount(self, request, pk=None):
         subscription = self.get_object()
         body = self._body(SubscriptionDiscountSerializer)
-        return self._answer(services.subscription_discount_change(subscription=subscription, **body))
+        return self._answer(
+            services.subscription_discount_change(subscription=subscription, actor=request.auth, **body)
+        )
 
     @extend_schema(
         operation_id="subscriptions_uncancel",
@@ -391,7 +397,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     )
     @action(detail=True, methods=["post"])
     def uncancel(self, request, pk=None):
-        return self._answer(services.subscription_uncancel(subscription=self.get_object()))
+        return self._answer(
+            services.subscription_uncancel(subscription=self.get_object(), actor=request.auth)
+        )
 
     @extend_schema(
         operation_id="subscriptions_revoke",
@@ -406,7 +414,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     def revoke(self, request, pk=None):
         subscription = self.get_object()
         body = self._body(SubscriptionRevokeSerializer)
-        return self._answer(services.subscription_revoke(subscription=subscription, **body))
+        return self._answer(
+            services.subscription_revoke(subscription=subscription, actor=request.auth, **body)
+        )
 
     @extend_schema(
         operation_id="subscriptions_revoke_preview",
@@ -437,7 +447,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     )
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
-        return self._answer(services.subscription_pause(subscription=self.get_object()))
+        return self._answer(services.subscription_pause(subscription=self.get_object(), actor=request.auth))
 
     @extend_schema(
         operation_id="subscriptions_resume",
@@ -449,7 +459,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        subscription, order = services.subscription_resume(subscription=self.get_object())
+        subscription, order = services.subscription_resume(subscription=self.get_object(), actor=request.auth)
         return self._answer(subscription, order, with_order=True)
 
     @extend_schema(
@@ -463,7 +473,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     def trial(self, request, pk=None):
         subscription = self.get_object()
         body = self._body(SubscriptionTrialExtendSerializer)
-        return self._answer(services.subscription_trial_extend(subscription=subscription, **body))
+        return self._answer(
+            services.subscription_trial_extend(subscription=subscription, actor=request.auth, **body)
+        )
 
     @extend_schema(
         operation_id="subscriptions_trial_end",
@@ -474,4 +486,6 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     )
     @action(detail=True, methods=["post"], url_path="trial/end")
     def trial_end(self, request, pk=None):
-        return self._answer(services.subscription_trial_end_now(subscription=self.get_object()))
+        return self._answer(
+            services.subscription_trial_end_now(subscription=self.get_object(), actor=request.auth)
+        )

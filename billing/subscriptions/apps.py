@@ -7,7 +7,7 @@ class SubscriptionsConfig(AppConfig):
     verbose_name = "Subscriptions"
 
     def ready(self) -> None:
-        from billing.subscriptions import consumers, events
+        from billing.subscriptions import consumers, events, timeline  # noqa: F401  (timeline sources)
         from core.events.registry import register_consumer
 
         events.register()

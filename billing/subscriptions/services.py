@@ -90,15 +90,39 @@ def _lock(subscription: Subscription) -> Subscription:
 
 
 def _audit(actor, action: str, subscription: Subscription, reason: str = "", **data) -> None:
-    if actor is not None and getattr(actor, "pk", None):
-        audit_record(
-            actor=actor,
-            action=action,
-            target=subscription,
-            organization=subscription.organization,
-            reason=reason,
-            data=json_safe(data),
-        )
+    """Every action on a subscription is on record with who took it (an operator, an API
+    token, the customer; ``None`` is the system): the subscription's timeline reads it."""
+    audit_record(
+        actor=actor,
+        action=action,
+        target=subscription,
+        organization=subscription.organization,
+        reason=reason,
+        data=json_safe(data),
+    )
+
+
+def _terms(subscription: Subscription) -> dict:
+    """What a change moves from or to, as the audit entry keeps it (names as they were then)."""
+    product, price = subscription.product, subscription.price
+    return {
+        "product": product.name,
+        "price_id": str(price.pk),
+        "amount": subscription.amount,
+        "seats": subscription.seats,
+        "interval": product.recurring_interval,
+        "interval_count": product.recurring_interval_count,
+        "discount": subscription.discount.code or subscription.discount.name
+        if subscription.discount_id
+        else "",
+    }
+
+
+def _change_lines(plan: ChangePlan) -> list[dict]:
+    """The lines a change bills: the invoice's items, or the entries left for the next order."""
+    if plan.invoice is not None:
+        return [{"label": item.label, "amount": item.amount} for item in plan.invoice.items]
+    return [{"label": entry.label, "amount": entry.amount} for entry in plan.entries]
 
 
 def subscription_change_preview(
@@ -143,6 +167,7 @@ def subscription_change(
             replace_scheduled_change=replace_scheduled_change,
         )
         order = None
+        before = _terms(subscription)
         subscription.scheduled_change = plan.scheduled_change
         if plan.behavior != ProrationBehavior.NEXT_PERIOD:
             subscription.price, subscription.product = plan.price, plan.price.product
@@ -167,6 +192,20 @@ def subscription_change(
             seats=plan.seats,
             proration_behavior=plan.behavior,
             scheduled_change=plan.scheduled_change,
+            currency=subscription.currency,
+            before=before,
+            after={
+                **_terms(subscription),
+                "product": plan.price.product.name,
+                "price_id": str(plan.price.pk),
+                "amount": plan.amount,
+                "seats": plan.seats,
+                "interval": plan.price.product.recurring_interval,
+                "interval_count": plan.price.product.recurring_interval_count,
+            },
+            lines=[] if plan.behavior == ProrationBehavior.NEXT_PERIOD else _change_lines(plan),
+            order_id=str(order.pk) if order is not None else None,
+            effective_at=plan.effective_at,
         )
     if order is not None and order.status == Order.Status.PENDING:
         _collect_after_commit(order, trigger=Payment.Trigger.SUBSCRIPTION_CHANGE)
@@ -220,7 +259,14 @@ def subscription_cancel(
     subscription.cancellation_reason, subscription.cancellation_comment = reason, comment
     subscription.save()
     subscription_event_record(type="subscription.canceled", subscription=subscription)
-    _audit(actor, "subscription.cancel", subscription, reason=comment, cancellation_reason=reason)
+    _audit(
+        actor,
+        "subscription.cancel",
+        subscription,
+        reason=comment,
+        cancellation_reason=reason,
+        ends_at=subscription.current_period_end,
+    )
     return subscription
 
 
@@ -412,10 +458,11 @@ def subscription_trial_extend(*, subscription: Subscription, trial_end: datetime
         raise InvalidInput(
             "The new trial end must be after the current one.", field="trial_end", code="not_later"
         )
+    before = subscription.trial_end
     subscription.trial_end = subscription.current_period_end = subscription.billing_anchor = trial_end
     subscription.save()
     subscription_event_record(type="subscription.updated", subscription=subscription)
-    _audit(actor, "subscription.trial_extend", subscription, trial_end=trial_end)
+    _audit(actor, "subscription.trial_extend", subscription, trial_end=trial_end, before=before)
     return subscription
 
 
@@ -471,6 +518,7 @@ def subscription_discount_change(
     with transaction.atomic():
         subscription = _lock(subscription)
         check_changeable(subscription)
+        before = _terms(subscription)["discount"]
         if not discount_code:
             if subscription.discount_id is None:
                 raise InvalidInput(
@@ -508,5 +556,11 @@ def subscription_discount_change(
             subscription.discount_periods_remaining = None if remaining is None else remaining + 1
         subscription.save()
         subscription_event_record(type="subscription.updated", subscription=subscription)
-        _audit(actor, "subscription.discount_change", subscription, discount_code=discount_code or "")
+        _audit(
+            actor,
+            "subscription.discount_change",
+            subscription,
+            discount_code=discount_code or "",
+            before=before,
+        )
     return subscription
