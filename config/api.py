@@ -13,6 +13,7 @@ from billing.orders.api import OrderViewSet
 from billing.refunds.api import RefundViewSet
 from billing.subscriptions.api import SubscriptionViewSet
 from core.api.errors import json_not_found
+from core.events.api import EventViewSet
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # accept /v1/customers and /v1/customers/
@@ -26,6 +27,7 @@ router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("refunds", RefundViewSet, basename="refund")
 router.register("disputes", DisputeViewSet, basename="dispute")
 router.register("ledger/transactions", LedgerTransactionViewSet, basename="ledger-transaction")
+router.register("events", EventViewSet, basename="event")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),

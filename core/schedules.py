@@ -120,3 +120,11 @@ SCHEDULES += (
         description="Dispatches events whose task was lost and re-runs consumers left pending or due a retry.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: trials ending soon",
+        "subscriptions.notify_trials_ending",
+        crontab="*/15 * * * *",
+        description="Records subscription.trial_will_end 3 days before a trial ends, once per trial end.",
+    ),
+)

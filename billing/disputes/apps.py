@@ -8,4 +8,6 @@ class DisputesConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the charge.dispute.* receivers over the payments app's "deferred" placeholders.
-        from billing.disputes import receivers  # noqa: F401
+        from billing.disputes import events, receivers  # noqa: F401
+
+        events.register()

@@ -41,6 +41,7 @@ from billing.payments.services import payment_find, reference_id
 from billing.subscriptions.locks import order_lock_with_subscription
 from core import clock
 from core.errors import Conflict, InvalidInput
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.locks import lock_first
 from core.retry import retry_on_conflict
 
@@ -335,6 +336,17 @@ def _restore_access(dispute: Dispute) -> None:
             hook(order=dispute.order, dispute=dispute)
 
 
+def _record_events(dispute: Dispute, *, created: bool, was_closed: bool, shown: dict | None) -> None:
+    """dispute.created the first time; dispute.closed when it closes; dispute.updated when
+    anything an integrator sees changed otherwise."""
+    if created:
+        event_record(type="dispute.created", obj=dispute)
+    if not was_closed and dispute.closed_at is not None:
+        event_record(type="dispute.closed", obj=dispute)
+    elif not created:
+        event_record_if_changed(type="dispute.updated", obj=dispute, before=shown)
+
+
 @retry_on_conflict
 @transaction.atomic
 def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: str = "") -> Dispute | None:
@@ -354,6 +366,8 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
         # core.locks: the subscription (a chargeback may revoke it) and the order before the dispute.
         order_lock_with_subscription(order.pk)
     dispute, created = _lock_or_create(processor_dispute_id, payment, {**facts, "snapshot": {}})
+    shown = None if created else event_snapshot(obj=dispute)
+    was_closed = not created and dispute.closed_at is not None
     # A chargeback seen for the first time: a new dispute, or an inquiry that escalated.
     was_chargeback = not created and (dispute.status not in WARNING or dispute.funds_withdrawn_at is not None)
     changed = _apply_state(dispute, facts, payload, observed_at)
@@ -398,4 +412,5 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
         and organization.dispute_won_restores_access
     ):
         _restore_access(dispute)
+    _record_events(dispute, created=created, was_closed=was_closed, shown=shown)
     return dispute

@@ -7,4 +7,6 @@ class RefundsConfig(AppConfig):
     verbose_name = "Refunds"
 
     def ready(self) -> None:
-        from billing.refunds import receivers  # noqa: F401  (registers the refund.* receivers)
+        from billing.refunds import events, receivers  # noqa: F401  (registers the refund.* receivers)
+
+        events.register()

@@ -34,6 +34,7 @@ from billing.subscriptions.locks import order_lock_with_subscription
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.faults import crash_point
 from core.locks import lock_one
 from core.retry import retry_on_conflict
@@ -288,6 +289,7 @@ def refund_create(
         )
         ledger_post_refund(refund=refund)
         _recount(order, plan.payment)
+        event_record(type="refund.created", obj=refund)
         if revoke_benefits:
             _revoke_benefits(order, actor, reason=comment or f"refund ({reason})")
         if getattr(actor, "pk", None):  # an operator's refund (API refunds are the merchant's own)
@@ -452,6 +454,7 @@ def refund_apply_outcome(
         order_id = Refund.objects.filter(pk=refund.pk).values_list("order_id", flat=True).get()
         order = order_lock_with_subscription(order_id)  # the order first, as refund_create
         refund = lock_one(Refund.objects.select_related("organization", "customer", "payment"), refund.pk)
+        shown = event_snapshot(obj=refund)
         changed: set[str] = set()
         if processor_refund_id and not refund.processor_refund_id:
             refund.processor_refund_id, changed = processor_refund_id, changed | {"processor_refund_id"}
@@ -481,4 +484,5 @@ def refund_apply_outcome(
                 _recount(order, refund.payment)
         if changed:
             refund.save(update_fields=[*changed, "updated_at"])
+        event_record_if_changed(type="refund.updated", obj=refund, before=shown)
     return refund

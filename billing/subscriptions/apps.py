@@ -22,3 +22,7 @@ class SubscriptionsConfig(AppConfig):
         )
         PAYMENT_LOCK_HOOKS["order"] = locks.order_payment_lock
         CUSTOMER_PAYMENT_METHOD_HOOKS.append(dunning.customer_payment_method_updated)
+
+        from billing.subscriptions import events
+
+        events.register()

@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from billing.payments.models import Payment
-from billing.subscriptions import dunning, renewals
+from billing.subscriptions import dunning, renewals, trials
 
 
 @shared_task(name="subscriptions.dispatch_renewals", ignore_result=True)
@@ -41,3 +41,8 @@ def run_dunning() -> int:
 @shared_task(name="subscriptions.revoke_benefits", ignore_result=True)
 def revoke_benefits() -> int:
     return dunning.benefits_revoke_due()
+
+
+@shared_task(name="subscriptions.notify_trials_ending", ignore_result=True)
+def notify_trials_ending() -> int:
+    return trials.subscriptions_trial_will_end_notify()
