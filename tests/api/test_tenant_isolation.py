@@ -66,10 +66,11 @@ def identifiers(organization) -> tuple[set[str], set[str]]:
     """Primary keys (must never appear in another tenant's responses) and other lookup values."""
     pks, lookups = {str(organization.pk)}, set()
     for model in tenant_models():
-        for row in model.objects.filter(organization=organization).values():
-            pks.add(str(row["id"]))
-            if row.get("external_id"):
-                lookups.add(row["external_id"])
+        for obj in model.objects.filter(organization=organization):
+            # The id the API shows: a public id where the primary key is internal (events).
+            pks.add(str(getattr(obj, "public_id", obj.pk)))
+            if getattr(obj, "external_id", None):
+                lookups.add(obj.external_id)
     return pks, lookups
 
 
