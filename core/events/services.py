@@ -46,9 +46,9 @@ def event_record(*, type: str, obj: models.Model, organization=None, data: dict 
     object's representation; by default its registered serializer's (the API's GET)."""
     _require_transaction()
     spec = event_type(type)
-    kind = kind_of(obj)
-    if spec.object_type != kind.name:
-        raise LookupError(f"{type} is an event of {spec.object_type}, not of {kind.name}")
+    kind = REGISTRY.kinds.get(spec.object_type)
+    if kind is None or not isinstance(obj, kind.model):
+        raise LookupError(f"{type} is an event of {spec.object_type}, not of {obj.__class__.__name__}")
     event = Event.objects.create(
         organization=organization or obj.organization,
         type=type,

@@ -59,7 +59,8 @@ def test_retrieves_one_event_by_its_id(api, history):
         ({"object_type": "spaceship"}, "object_type"),
         ({"object_id": "x" * 65}, "object_id"),
         ({"colour": "red"}, "colour"),
-        ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"),
+        ({"cursor": "!!"}, "cursor"),
+        ({"cursor": "cD1hYmM="}, "cursor"),  # p=abc: a position that is not an event id
         ({"limit": "0"}, "limit"),
     ],
 )

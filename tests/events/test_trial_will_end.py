@@ -12,7 +12,7 @@ from core.events.models import Event
 from core.schedules import SCHEDULES
 from tests.subscriptions.scenario import START, subscribe
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # subscribing pays after commit
 DAY = timedelta(days=1)
 
 
