@@ -14,6 +14,7 @@ from core import clock
 from core.api.scopes import ALL_SCOPES
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.locks import lock_first, lock_one
 
 TOKEN_PREFIX = "recur_at_"
@@ -262,12 +263,14 @@ def customer_create(
     _check_external_id_free(organization=organization, external_id=fields.get("external_id"))
     customer = _save_customer(Customer(organization=organization, email=email.lower(), **fields))
     _audit_customer(actor, "customer.create", customer, {"email": customer.email, **fields})
+    event_record(type="customer.created", obj=customer)
     return customer
 
 
 @transaction.atomic
 def customer_update(*, customer: Customer, actor: User | None = None, **changes: Any) -> Customer:
     customer = customer_lock(customer.pk)
+    shown = event_snapshot(obj=customer)
     before = {field: getattr(customer, field) for field in changes if field in CUSTOMER_FIELDS}
     if "external_id" in changes:
         _check_external_id_free(
@@ -278,6 +281,7 @@ def customer_update(*, customer: Customer, actor: User | None = None, **changes:
             setattr(customer, field, value.lower() if field == "email" else value)
     customer = _save_customer(customer)
     _audit_customer(actor, "customer.update", customer, {"before": before, "after": changes})
+    event_record_if_changed(type="customer.updated", obj=customer, before=shown)
     return customer
 
 
@@ -301,7 +305,11 @@ def customer_upsert(*, organization: Organization, external_id: str, **fields: A
 
 @transaction.atomic
 def customer_delete(*, customer: Customer, actor: User | None = None) -> None:
+    customer = customer_lock(customer.pk)
+    if customer is None:
+        return  # already deleted
     _audit_customer(actor, "customer.delete", customer, {"email": customer.email})
+    last_seen = event_snapshot(obj=customer)  # the payload: the customer as it was
     try:
         with transaction.atomic():
             Customer.objects.filter(pk=customer.pk).delete()
@@ -309,3 +317,4 @@ def customer_delete(*, customer: Customer, actor: User | None = None) -> None:
         raise Conflict(
             "This customer has orders or subscriptions and cannot be deleted.", code="customer_in_use"
         ) from exc
+    event_record(type="customer.deleted", obj=customer, data=last_seen)

@@ -14,6 +14,7 @@ from billing.refunds.api import RefundViewSet
 from billing.subscriptions.api import SubscriptionViewSet
 from billing.webhooks.api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from core.api.errors import json_not_found
+from core.events.api import EventViewSet
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # accept /v1/customers and /v1/customers/
@@ -29,6 +30,7 @@ router.register("disputes", DisputeViewSet, basename="dispute")
 router.register("ledger/transactions", LedgerTransactionViewSet, basename="ledger-transaction")
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
+router.register("events", EventViewSet, basename="event")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),

@@ -175,6 +175,7 @@ RECUR_IDEMPOTENCY_TTL_HOURS = 24
 RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default=f"http://localhost:{WEB_PORT}")
 
 SPECTACULAR_SETTINGS = {
+    "OAS_VERSION": "3.1.0",
     "TITLE": "Recur API",
     "DESCRIPTION": (
         "Billing for software merchants: customers, catalog, checkout, subscriptions, "
@@ -191,6 +192,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_error_responses",
+        "core.events.schema.add_event_webhooks",
     ],
     "PREPROCESSING_HOOKS": ["core.api.schema.strip_trailing_slashes"],
     "ENUM_NAME_OVERRIDES": {

@@ -29,6 +29,7 @@ VIEW_APPS: tuple[str, ...] = (
     "refunds",
     "disputes",
     "ledger",
+    "events",
 )
 
 # Apps an admin may do everything in.
@@ -44,6 +45,7 @@ ADMIN_APPS: tuple[str, ...] = (
     "refunds",
     "disputes",
     "ledger",
+    "events",
 )
 
 
@@ -82,6 +84,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "refunds.add_refund",
         # manual corrections of a merchant's balance or a customer's wallet (with a reason)
         "ledger.adjust_balance",
+        "events.change_eventhandling",  # retry a consumer that failed on an event
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }

@@ -129,3 +129,11 @@ SCHEDULES += (
         "disables endpoints whose deliveries have failed for 24 hours.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: trials ending soon",
+        "subscriptions.notify_trials_ending",
+        crontab="*/15 * * * *",
+        description="Records subscription.trial_will_end 3 days before a trial ends, once per trial end.",
+    ),
+)

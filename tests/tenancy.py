@@ -224,3 +224,15 @@ def seed_webhooks(organization) -> None:
 
 
 SEEDERS.append(seed_webhooks)
+
+
+def seed_events(organization) -> None:
+    """Domain events come with the changes above (customer.created, product.created, ...);
+    one more of a kind the seeders above do not record."""
+    from accounts.models import Customer
+
+    customer = Customer.objects.filter(organization=organization).order_by("created_at").first()
+    account_services.customer_update(customer=customer, name="Victim (renamed)")
+
+
+SEEDERS.append(seed_events)

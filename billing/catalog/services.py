@@ -27,6 +27,7 @@ from billing.money import CURRENCIES, LEDGER_AMOUNT_MAX, MAX_AMOUNT
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import Conflict, InvalidInput
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.ids import parse_uuid
 
 # Stripe accepts at most 12 digits in an amount (the limit for high-denomination currencies).
@@ -422,6 +423,7 @@ def product_create(
     )
     product.active_prices.sort(key=lambda p: p.currency)
     _audit(actor, "product.create", product, organization, {**values, "prices": price_values})
+    event_record(type="product.created", obj=product)
     return product
 
 
@@ -496,6 +498,8 @@ def product_update(*, product: Product, actor: User | None = None, **changes: An
     if unknown:
         raise InvalidInput(f"Unknown product field {unknown[0]!r}.", field=unknown[0], code="unknown_field")
     product = Product.objects.select_for_update(of=("self",), no_key=True).get(pk=product.pk)
+    shown = event_snapshot(obj=product)
+    product.__dict__.pop("active_prices", None)  # the snapshot kept the prices; they may change
     before = {field: getattr(product, field) for field in PRODUCT_FIELDS}
     wanted = {**before, **{k: v for k, v in changes.items() if k in PRODUCT_FIELDS}}
     if "recurring_interval" in changes and "recurring_interval_count" not in changes:
@@ -529,6 +533,7 @@ def product_update(*, product: Product, actor: User | None = None, **changes: An
             **({"prices": price_changes} if price_changes else {}),
         },
     )
+    event_record_if_changed(type="product.updated", obj=product, before=shown)
     return product
 
 
@@ -538,6 +543,7 @@ def _set_product_archived(product: Product, archived: bool, actor: User | None) 
         product.is_archived = archived
         product.save(update_fields=["is_archived", "updated_at"])
         _audit(actor, "product.archive" if archived else "product.unarchive", product, product.organization)
+        event_record(type="product.updated", obj=product)
     return product
 
 
@@ -727,6 +733,7 @@ def discount_create(
         organization,
         {"code": code, "type": type, "basis_points": basis_points, "amounts": amounts, "duration": duration},
     )
+    event_record(type="discount.created", obj=discount)
     return discount
 
 
@@ -762,6 +769,7 @@ def discount_update(*, discount: Discount, actor: User | None = None, **changes:
         if field not in DISCOUNT_MUTABLE_FIELDS:
             raise InvalidInput(f"Unknown discount field {field!r}.", field=field, code="unknown_field")
     discount = Discount.objects.select_for_update(of=("self",), no_key=True).get(pk=discount.pk)
+    shown = event_snapshot(obj=discount)
     organization = discount.organization
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
@@ -815,6 +823,7 @@ def discount_update(*, discount: Discount, actor: User | None = None, **changes:
             before["product_ids"], after["product_ids"] = old, new
     if after:
         _audit(actor, "discount.update", discount, organization, {"before": before, "after": after})
+        event_record_if_changed(type="discount.updated", obj=discount, before=shown)
     return discount
 
 
@@ -826,6 +835,7 @@ def _set_discount_archived(discount: Discount, archived: bool, actor: User | Non
         _audit(
             actor, "discount.archive" if archived else "discount.unarchive", discount, discount.organization
         )
+        event_record(type="discount.updated", obj=discount)
     return discount
 
 

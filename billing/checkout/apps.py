@@ -17,3 +17,7 @@ class CheckoutConfig(AppConfig):
             on_succeeded=services.checkout_payment_succeeded, on_failed=services.checkout_payment_failed
         )
         PAYMENT_LOCK_HOOKS["checkout"] = services.checkout_payment_lock
+
+        from billing.checkout import events
+
+        events.register()

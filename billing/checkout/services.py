@@ -32,6 +32,7 @@ from billing.subscriptions.services import subscription_create_for_checkout
 from billing.tax import EU_VAT_RATES, TaxQuery, get_tax_engine, tax_id_validate
 from core import clock
 from core.errors import Conflict, InvalidInput
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.ids import parse_uuid
 from core.locks import lock_one
 from core.retry import retry_on_conflict
@@ -249,6 +250,7 @@ def checkout_create(
     _set_discount(checkout, discount_code)
     _apply_amounts(checkout)
     checkout.save()
+    event_record(type="checkout.created", obj=checkout)
     return checkout
 
 
@@ -270,6 +272,7 @@ def _lock_open(checkout: Checkout) -> Checkout:
 def checkout_update(*, checkout: Checkout, **changes: Any) -> Checkout:
     """What the customer fills in on the checkout page; amounts are recomputed."""
     checkout = _lock_open(checkout)
+    shown = event_snapshot(obj=checkout)
     for name in CUSTOMER_FIELDS:
         if name in changes:
             value = changes[name]
@@ -283,6 +286,7 @@ def checkout_update(*, checkout: Checkout, **changes: Any) -> Checkout:
     _check_tax_id(checkout)
     _apply_amounts(checkout)
     checkout.save()
+    event_record_if_changed(type="checkout.updated", obj=checkout, before=shown)
     return checkout
 
 
@@ -333,6 +337,7 @@ def _customer_for(checkout: Checkout) -> Customer:
 @transaction.atomic
 def _confirm_begin(*, checkout: Checkout, payment_method_id: str, changes: dict[str, Any]) -> Checkout:
     checkout = _lock_open(checkout)
+    shown = event_snapshot(obj=checkout)
     for name in CUSTOMER_FIELDS:
         if name in changes:
             setattr(checkout, name, changes[name].lower() if name == "customer_email" else changes[name])
@@ -354,6 +359,7 @@ def _confirm_begin(*, checkout: Checkout, payment_method_id: str, changes: dict[
     checkout.confirmed_at = clock.now()
     checkout.payment_error = ""
     checkout.save()
+    event_record_if_changed(type="checkout.updated", obj=checkout, before=shown)
     return checkout
 
 
@@ -404,10 +410,12 @@ def checkout_reopen(*, checkout: Checkout, error: str) -> Checkout:
     checkout = checkout_lock(checkout.pk)
     if checkout.status != Checkout.Status.CONFIRMED:
         return checkout
+    shown = event_snapshot(obj=checkout)
     checkout.status = Checkout.Status.OPEN
     checkout.payment_error = error[:500]
     checkout.save(update_fields=["status", "payment_error", "updated_at"])
     catalog.discount_release(checkout=checkout)
+    event_record_if_changed(type="checkout.updated", obj=checkout, before=shown)
     return checkout
 
 
@@ -422,6 +430,7 @@ def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout
     checkout = checkout_lock(checkout.pk, related=("product", "price", "organization"))
     if checkout.status == Checkout.Status.SUCCEEDED:
         return checkout
+    shown = event_snapshot(obj=checkout)
     now = clock.now()
     customer = checkout.customer or _customer_for(checkout)
     product = checkout.product
@@ -483,6 +492,7 @@ def checkout_succeed(*, checkout: Checkout, payment: Payment | None) -> Checkout
     checkout.succeeded_at = now
     checkout.payment_error = ""
     checkout.save()
+    event_record_if_changed(type="checkout.updated", obj=checkout, before=shown)
     return checkout
 
 
@@ -543,6 +553,7 @@ def checkouts_expire() -> dict[str, int]:
                 checkout.status = Checkout.Status.EXPIRED
                 checkout.save(update_fields=["status", "updated_at"])
                 catalog.discount_release(checkout=checkout)
+                event_record(type="checkout.expired", obj=checkout)
                 expired += 1
     reopened = 0
     stale = Checkout.objects.filter(

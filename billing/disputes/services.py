@@ -41,7 +41,7 @@ from billing.payments.services import payment_find
 from core import clock
 from core.audit import system_actor
 from core.errors import Conflict, InvalidInput
-from core.events.services import event_record
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.locks import lock_first
 from core.retry import retry_on_conflict
 
@@ -265,7 +265,7 @@ def _reinstate(dispute: Dispute) -> None:
     postings.ledger_post_dispute_reversal(dispute=dispute)
 
 
-def _revoke_access(dispute: Dispute, *, created: bool) -> None:
+def _revoke_access(dispute: Dispute) -> None:
     dispute.access_revoked_at = clock.now()
     dispute.save(update_fields=["access_revoked_at", "updated_at"])
     logger.info("dispute %s: revoking the access the order gave", dispute.processor_dispute_id)
@@ -286,8 +286,7 @@ def _revoke_access(dispute: Dispute, *, created: bool) -> None:
                 dispute.save(
                     update_fields=["revoked_subscription", "revoked_subscription_status", "updated_at"]
                 )
-    # Benefits revoke on this event (its ``access_revoked_at`` is set).
-    event_record(type="dispute.created" if created else "dispute.updated", obj=dispute)
+    # Benefits revoke on the event ``_record_events`` records next (``access_revoked_at`` set).
 
 
 def _restore_access(dispute: Dispute) -> None:
@@ -316,9 +315,19 @@ def _restore_access(dispute: Dispute) -> None:
     dispute.access_note = note[:255]
     dispute.save(update_fields=["access_restored_at", "access_note", "updated_at"])
     logger.info("dispute %s won: %s", dispute.processor_dispute_id, note)
-    if dispute.order is not None:
-        # Benefits are given back on this event (its ``access_restored_at`` is set).
+    # Benefits are given back on the event ``_record_events`` records next (dispute.closed, or
+    # dispute.updated for a dispute closed before), with ``access_restored_at`` set.
+
+
+def _record_events(dispute: Dispute, *, created: bool, was_closed: bool, shown: dict | None) -> None:
+    """dispute.created the first time; dispute.closed when it closes; dispute.updated when
+    anything an integrator sees changed otherwise."""
+    if created:
+        event_record(type="dispute.created", obj=dispute)
+    if not was_closed and dispute.closed_at is not None:
         event_record(type="dispute.closed", obj=dispute)
+    elif not created:
+        event_record_if_changed(type="dispute.updated", obj=dispute, before=shown)
 
 
 @retry_on_conflict
@@ -340,6 +349,8 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
         # core.locks: the subscription (a chargeback may revoke it) and the order before the dispute.
         order_lock_with_subscription(order.pk)
     dispute, created = _lock_or_create(processor_dispute_id, payment, {**facts, "snapshot": {}})
+    shown = None if created else event_snapshot(obj=dispute)
+    was_closed = not created and dispute.closed_at is not None
     # A chargeback seen for the first time: a new dispute, or an inquiry that escalated.
     was_chargeback = not created and (dispute.status not in WARNING or dispute.funds_withdrawn_at is not None)
     changed = _apply_state(dispute, facts, payload, observed_at)
@@ -376,7 +387,7 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
         and dispute.access_revoked_at is None
         and organization.dispute_revokes_access
     ):
-        _revoke_access(dispute, created=created)
+        _revoke_access(dispute)
     if (
         dispute.status == S.WON
         and dispute.access_revoked_at is not None
@@ -384,4 +395,5 @@ def dispute_apply_snapshot(*, payload: dict, observed_at: datetime, event_type: 
         and organization.dispute_won_restores_access
     ):
         _restore_access(dispute)
+    _record_events(dispute, created=created, was_closed=was_closed, shown=shown)
     return dispute

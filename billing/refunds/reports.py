@@ -39,6 +39,7 @@ from billing.refunds import services
 from billing.refunds.models import Refund
 from core import clock
 from core.errors import InvalidInput
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.ids import parse_uuid
 
 logger = logging.getLogger("recur.refunds")
@@ -243,8 +244,10 @@ def _retire(remainder: Refund, why: str) -> None:
     remainder = Refund.objects.select_for_update(of=("self",)).select_related("payment").get(pk=remainder.pk)
     if remainder.status not in services.ACTIVE:
         return
+    shown = event_snapshot(obj=remainder)
     remainder.status, remainder.failure_reason, remainder.failed_at = S.CANCELED, why[:255], clock.now()
     remainder.save(update_fields=["status", "failure_reason", "failed_at", "updated_at"])
+    event_record_if_changed(type="refund.updated", obj=remainder, before=shown)
     ledger_post_refund_reversal(refund=remainder)
     services._recount(Order.objects.get(pk=remainder.order_id), remainder.payment)
 
@@ -277,6 +280,7 @@ def _create(order: Order, payment: Payment, *, amount: int, status: str, fields:
     )
     ledger_post_refund(refund=refund)
     services._recount(order, payment)
+    event_record(type="refund.created", obj=refund)
     return refund
 
 
@@ -328,7 +332,7 @@ def _record(*, order: Order, payment: Payment, report: ProcessorRefund, observed
         }
         if report.status in (S.FAILED, S.CANCELED):  # moved no money: recorded, not posted
             now = clock.now()
-            return Refund.objects.create(
+            refund = Refund.objects.create(
                 organization=order.organization,
                 order=order,
                 customer=order.customer,
@@ -342,6 +346,8 @@ def _record(*, order: Order, payment: Payment, report: ProcessorRefund, observed
                 failed_at=now,
                 **fields,
             )
+            event_record(type="refund.created", obj=refund)
+            return refund
         payment = Payment.objects.get(pk=payment.pk)
         remainder = _live_remainder(payment)
         # Made before the processor's cumulative figure was read: the remainder counts it already.

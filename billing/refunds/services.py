@@ -34,7 +34,7 @@ from billing.refunds.models import Refund
 from core import clock
 from core.audit import audit_record, is_operator, json_safe
 from core.errors import Conflict, InvalidInput
-from core.events.services import event_record
+from core.events.services import event_record, event_record_if_changed, event_snapshot
 from core.faults import crash_point
 from core.locks import lock_one
 from core.retry import retry_on_conflict
@@ -449,6 +449,7 @@ def refund_apply_outcome(
         order_id = Refund.objects.filter(pk=refund.pk).values_list("order_id", flat=True).get()
         order = order_lock_with_subscription(order_id)  # the order first, as refund_create
         refund = lock_one(Refund.objects.select_related("organization", "customer", "payment"), refund.pk)
+        shown = event_snapshot(obj=refund)
         changed: set[str] = set()
         if processor_refund_id and not refund.processor_refund_id:
             refund.processor_refund_id, changed = processor_refund_id, changed | {"processor_refund_id"}
@@ -478,4 +479,5 @@ def refund_apply_outcome(
                 _recount(order, refund.payment)
         if changed:
             refund.save(update_fields=[*changed, "updated_at"])
+        event_record_if_changed(type="refund.updated", obj=refund, before=shown)
     return refund

@@ -29,13 +29,12 @@ PRORATION_BEHAVIORS = ProrationBehavior.values
 
 @extend_schema_field(
     {
-        "type": "object",
-        "nullable": True,
+        "type": ["object", "null"],
         "description": "A change waiting for the end of the current period (`next_period`); a null "
         "field stays as it is.",
         "properties": {
-            "price_id": {"type": "string", "format": "uuid", "nullable": True},
-            "seats": {"type": "integer", "nullable": True},
+            "price_id": {"type": ["string", "null"], "format": "uuid"},
+            "seats": {"type": ["integer", "null"]},
         },
     }
 )

@@ -54,6 +54,8 @@ class Subscription(BaseModel):
     renewal_claimed_at = models.DateTimeField(null=True, blank=True)
     # When an ended subscription's benefits are to be revoked (the organization's grace period).
     benefits_revoke_at = models.DateTimeField(null=True, blank=True)
+    # The trial end that subscription.trial_will_end was recorded for (once per trial end).
+    trial_will_end_notified_for = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -71,6 +73,12 @@ class Subscription(BaseModel):
                 fields=["renewal_claimed_at"],
                 condition=models.Q(renewal_claimed_at__isnull=False),
                 name="subscription_claimed_idx",
+            ),
+            # The trial-will-end job's scan: trialing subscriptions by trial end.
+            models.Index(
+                fields=["trial_end"],
+                condition=models.Q(status="trialing"),
+                name="subscription_trialing_idx",
             ),
         ]
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from billing.orders.tasks import collect_due_orders, collect_order_payment, run_dunning
-from billing.subscriptions import dunning, renewals
+from billing.subscriptions import dunning, renewals, trials
 
 __all__ = ["collect_due_orders", "collect_order_payment", "run_dunning"]  # collection lives in orders
 
@@ -27,3 +27,8 @@ def cycle_renewals(ids: list[str]) -> None:
 @shared_task(name="subscriptions.revoke_benefits", ignore_result=True)
 def revoke_benefits() -> int:
     return dunning.benefits_revoke_due()
+
+
+@shared_task(name="subscriptions.notify_trials_ending", ignore_result=True)
+def notify_trials_ending() -> int:
+    return trials.subscriptions_trial_will_end_notify()

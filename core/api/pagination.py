@@ -61,11 +61,8 @@ class CreatedCursorPagination(CursorPagination):
             cursor = super().decode_cursor(request)
         except (exceptions.NotFound, ValueError, UnicodeEncodeError):
             cursor = False
-        if cursor and cursor.position is not None:
-            try:  # the position is a created_at; anything else would reach the database
-                datetime.fromisoformat(cursor.position)
-            except ValueError:
-                cursor = False
+        if cursor and cursor.position is not None and not self.position_is_valid(cursor.position):
+            cursor = False  # anything but a position of ours would reach the database
         if cursor is False:
             raise InvalidCursor(
                 {self.cursor_query_param: ["This cursor is not one we gave out; use `next` or `previous`."]},
@@ -102,6 +99,14 @@ class CreatedCursorPagination(CursorPagination):
                 "results": schema,
             },
         }
+
+    def position_is_valid(self, position: str) -> bool:
+        """The position is a ``created_at``."""
+        try:
+            datetime.fromisoformat(position)
+        except ValueError:
+            return False
+        return True
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)

@@ -13,7 +13,7 @@ ERROR_SCHEMA = {
                 "type": "object",
                 "required": ["field", "code", "detail"],
                 "properties": {
-                    "field": {"type": "string", "nullable": True},
+                    "field": {"type": ["string", "null"]},
                     "code": {"type": "string"},
                     "detail": {"type": "string"},
                 },

@@ -12,6 +12,7 @@ API_RESOURCES: tuple[str, ...] = (
     "disputes",
     "ledger",
     "webhooks",
+    "events",
 )
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{access}" for r in API_RESOURCES for access in ("read", "write"))

@@ -5,6 +5,8 @@ from django.db.models import Q
 
 from core import clock
 
+EVENT_ID_PREFIX = "evt_"  # the public id: the prefix and the uuid's 32 hex digits
+
 
 class Event(models.Model):
     """Something that happened to an organization's object, with the object as the API shows it
@@ -38,7 +40,7 @@ class Event(models.Model):
 
     @property
     def public_id(self) -> str:
-        return f"evt_{self.uuid.hex}"
+        return f"{EVENT_ID_PREFIX}{self.uuid.hex}"
 
 
 class EventHandling(models.Model):

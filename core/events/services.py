@@ -46,9 +46,9 @@ def event_record(*, type: str, obj: models.Model, organization=None, data: dict 
     object's representation; by default its registered serializer's (the API's GET)."""
     _require_transaction()
     spec = event_type(type)
-    kind = kind_of(obj)
-    if spec.object_type != kind.name:
-        raise LookupError(f"{type} is an event of {spec.object_type}, not of {kind.name}")
+    kind = REGISTRY.kinds.get(spec.object_type)
+    if kind is None or not isinstance(obj, kind.model):
+        raise LookupError(f"{type} is an event of {spec.object_type}, not of {obj.__class__.__name__}")
     event = Event.objects.create(
         organization=organization or obj.organization,
         type=type,
@@ -59,6 +59,29 @@ def event_record(*, type: str, obj: models.Model, organization=None, data: dict 
     )
     _dispatch_after_commit([event.pk])
     return event
+
+
+# Fields that change on every save and say nothing to an integrator by themselves.
+VOLATILE_FIELDS = frozenset({"updated_at"})
+
+
+def event_snapshot(*, obj: models.Model) -> dict:
+    """The object as its events carry it (its registered serializer, the API's GET): taken
+    before a change, it lets ``event_record_if_changed`` tell a real change from a no-op save."""
+    return _json(kind_of(obj).serializer(obj).data)
+
+
+def _visible(data: dict) -> dict:
+    return {key: value for key, value in data.items() if key not in VOLATILE_FIELDS}
+
+
+def event_record_if_changed(*, type: str, obj: models.Model, before: dict) -> Event | None:
+    """Record ``type`` (an "updated"-like event) only when what an integrator sees of ``obj``
+    differs from ``before`` (an ``event_snapshot``), in the caller's transaction."""
+    after = event_snapshot(obj=obj)
+    if _visible(after) == _visible(before):
+        return None
+    return event_record(type=type, obj=obj, data=after)
 
 
 def events_record_bulk(

@@ -68,13 +68,15 @@ def identifiers(organization) -> tuple[set[str], set[str], set[str]]:
     others, but too short to search for in response bodies)."""
     pks, lookups, numbers = {str(organization.pk)}, set(), set()
     for model in tenant_models():
-        for row in model.objects.filter(organization=organization).values():
-            if isinstance(row["id"], int):
-                numbers.add(str(row["id"]))
+        for obj in model.objects.filter(organization=organization):
+            if getattr(obj, "public_id", None):  # the id the API shows (events): searched for
+                pks.add(str(obj.public_id))
+            if isinstance(obj.pk, int):
+                numbers.add(str(obj.pk))
             else:
-                pks.add(str(row["id"]))
-            if row.get("external_id"):
-                lookups.add(row["external_id"])
+                pks.add(str(obj.pk))
+            if getattr(obj, "external_id", None):
+                lookups.add(obj.external_id)
     return pks, lookups, numbers
 
 
