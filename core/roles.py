@@ -29,6 +29,7 @@ VIEW_APPS: tuple[str, ...] = (
     "refunds",
     "disputes",
     "ledger",
+    "webhooks",
 )
 
 # Apps an admin may do everything in.
@@ -44,6 +45,7 @@ ADMIN_APPS: tuple[str, ...] = (
     "refunds",
     "disputes",
     "ledger",
+    "webhooks",
 )
 
 
@@ -62,6 +64,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         # subscriptions: cancel / uncancel, pause / resume, extend a trial, correct a period end
         "subscriptions.change_subscription",
         "orders.change_order",  # retry an unpaid order's payment
+        "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
     ),
     "finance": (
         *_view_all(),
@@ -82,6 +85,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "refunds.add_refund",
         # manual corrections of a merchant's balance or a customer's wallet (with a reason)
         "ledger.adjust_balance",
+        "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }
