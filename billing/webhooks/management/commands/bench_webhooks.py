@@ -61,7 +61,7 @@ class Command(BaseCommand):
         parser.add_argument("--pool", default="solo", help="the workers' pool: solo, prefork, threads")
         parser.add_argument("--concurrency", type=int, default=1, help="per worker (prefork, threads)")
         parser.add_argument("--floor", type=int, default=5000, help="raw POSTs for the floor (0: skip)")
-        parser.add_argument("--floor-threads", type=int, default=8)
+        parser.add_argument("--floor-threads", type=int, default=32)
         parser.add_argument("--timeout", type=float, default=120, help="seconds without progress to give up")
         parser.add_argument(
             "--worker-include", action="append", default=[], help="extra modules the workers import"
