@@ -12,6 +12,7 @@ from billing.ledger.api import BalanceView, LedgerTransactionViewSet
 from billing.orders.api import OrderViewSet
 from billing.refunds.api import RefundViewSet
 from billing.subscriptions.api import SubscriptionViewSet
+from billing.webhooks.api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from core.api.errors import json_not_found
 
 router = SimpleRouter()
@@ -26,6 +27,8 @@ router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("refunds", RefundViewSet, basename="refund")
 router.register("disputes", DisputeViewSet, basename="dispute")
 router.register("ledger/transactions", LedgerTransactionViewSet, basename="ledger-transaction")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),

@@ -120,3 +120,12 @@ SCHEDULES += (
         description="Dispatches events whose task was lost and re-runs consumers left pending or due a retry.",
     ),
 )
+SCHEDULES += (
+    Schedule(
+        "recur: sweep webhook deliveries",
+        "webhooks.sweep",
+        every=timedelta(seconds=15),
+        description="Sends due webhook retries and deliveries a lost task or a killed sender left; "
+        "disables endpoints whose deliveries have failed for 24 hours.",
+    ),
+)

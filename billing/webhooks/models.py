@@ -68,6 +68,11 @@ class WebhookDelivery(models.Model):
                 name="whdelivery_open_object_idx",
                 condition=Q(status__in=["pending", "failed"]),
             ),
+            models.Index(  # the sender's per-endpoint claim
+                fields=["endpoint", "next_attempt_at", "id"],
+                name="whdelivery_endpoint_due_idx",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
             models.Index(
                 fields=["next_attempt_at"],
                 name="whdelivery_due_idx",

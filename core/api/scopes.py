@@ -11,6 +11,7 @@ API_RESOURCES: tuple[str, ...] = (
     "refunds",
     "disputes",
     "ledger",
+    "webhooks",
 )
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{access}" for r in API_RESOURCES for access in ("read", "write"))
