@@ -237,6 +237,9 @@ class RedeliverFailed(ModalAction):
     permission = DELIVERY_CHANGE
     submit_label = "Redeliver"
 
+    def is_available(self, request, obj: WebhookEndpoint) -> bool:
+        return obj.enabled
+
     def get_facts(self, request, obj: WebhookEndpoint):
         waiting = WebhookDelivery.objects.filter(
             endpoint=obj, status__in=[WebhookDelivery.Status.FAILED, WebhookDelivery.Status.ABANDONED]
@@ -454,7 +457,7 @@ class RedeliverOne(ModalAction):
     success_message = "Delivery queued again."
 
     def is_available(self, request, obj: WebhookDelivery) -> bool:
-        return obj.status != WebhookDelivery.Status.PENDING
+        return obj.endpoint.enabled and obj.status != WebhookDelivery.Status.PENDING
 
     def get_facts(self, request, obj: WebhookDelivery):
         return [("Event", obj.event.type), ("Endpoint", obj.endpoint.url), ("Status", obj.status)]

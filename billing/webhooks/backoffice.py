@@ -7,6 +7,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from billing.webhooks.models import WebhookDelivery, WebhookEndpoint
+from billing.webhooks.services import AUTO_DISABLED_REASON
 from core.backoffice.display import badge
 
 RECENT_DELIVERIES = 50  # the success rate is over an endpoint's last this many tried deliveries
@@ -20,9 +21,8 @@ DELIVERY_TONES = {
 
 # Failing: enabled, with a run of failures not yet broken by a success.
 FAILING = Q(enabled=True, failing_since__isnull=False)
-# Disabled automatically: the delivery engine turns an endpoint off after a day of failures
-# and leaves failing_since set; an operator or the merchant turning off a healthy one does not.
-AUTO_DISABLED = Q(enabled=False, disabled_at__isnull=False, failing_since__isnull=False)
+# Disabled automatically: the delivery engine turned it off after a day of failures.
+AUTO_DISABLED = Q(enabled=False, disabled_reason=AUTO_DISABLED_REASON)
 
 
 def endpoints_failing() -> QuerySet[WebhookEndpoint]:
@@ -35,7 +35,7 @@ def endpoints_auto_disabled() -> QuerySet[WebhookEndpoint]:
 
 def endpoint_status_badge(endpoint: WebhookEndpoint):
     if not endpoint.enabled:
-        auto = endpoint.disabled_at is not None and endpoint.failing_since is not None
+        auto = endpoint.disabled_reason == AUTO_DISABLED_REASON
         return badge("disabled automatically" if auto else "disabled", "bad" if auto else "muted")
     if endpoint.failing_since is not None:
         return badge("failing", "warn")

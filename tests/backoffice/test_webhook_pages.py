@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from billing.webhooks import services
 from billing.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.webhooks.services import AUTO_DISABLED_REASON
 from core import clock
 from core.events.models import Event
 from core.events.registry import REGISTRY, EventType
@@ -88,7 +89,7 @@ def test_endpoint_list_shows_health_and_success_rate(
         enabled=False,
         failing_since=clock.now() - timedelta(days=1, hours=1),
         disabled_at=clock.now(),
-        disabled_reason="failing for 24 hours",
+        disabled_reason=AUTO_DISABLED_REASON,
     )
 
     with django_assert_max_num_queries(8):
@@ -98,7 +99,7 @@ def test_endpoint_list_shows_health_and_success_rate(
     assert response.status_code == 200
     assert "https://hooks.example.com/recur" in html and "Acme" in html
     assert "75% of the last 4" in html
-    assert "disabled automatically" in html and "failing for 24 hours" in html
+    assert "disabled automatically" in html and AUTO_DISABLED_REASON in html
     assert "no deliveries yet" in html
     assert "whsec_" not in html
 
@@ -281,7 +282,10 @@ def test_dashboard_card_lists_disabled_and_failing_endpoints(backoffice, merchan
         organization=make_org("Globex"), url="https://globex.example/hooks", event_types=["*"]
     )
     WebhookEndpoint.objects.filter(pk=dead.pk).update(
-        enabled=False, failing_since=clock.now() - timedelta(days=1, hours=2), disabled_at=clock.now()
+        enabled=False,
+        failing_since=clock.now() - timedelta(days=1, hours=2),
+        disabled_at=clock.now(),
+        disabled_reason=AUTO_DISABLED_REASON,
     )
     card = dashboard_card(backoffice)
     assert card.value == "2" and card.tone == "bad" and "1 disabled automatically" in card.hint
@@ -301,3 +305,24 @@ def test_support_may_redeliver_but_not_rotate_or_disable(client, make_staff, mer
     assert client.post(endpoint_url(merchant_endpoint, "disable"), {"reason": "x"}).status_code == 403
     merchant_endpoint.refresh_from_db()
     assert merchant_endpoint.enabled
+
+
+def test_send_test_event_records_a_test_event_for_that_endpoint(backoffice, merchant_endpoint):
+    response = backoffice.post(endpoint_url(merchant_endpoint, "test"))
+
+    assert response.status_code == 302
+    event = Event.objects.get(type="webhook_endpoint.test")
+    assert event.object_id == str(merchant_endpoint.pk)
+
+
+def test_a_disabled_endpoint_offers_no_redelivery(backoffice, merchant_endpoint):
+    delivery = seed_delivery(merchant_endpoint, status=D.FAILED, codes=[500])
+    services.webhook_endpoint_disable(endpoint=merchant_endpoint, reason="paused by the merchant")
+
+    page = backoffice.get(endpoint_url(merchant_endpoint)).content.decode()
+    refused = backoffice.post(endpoint_url(merchant_endpoint, "redeliver_failed"))
+
+    assert endpoint_url(merchant_endpoint, "redeliver_failed") not in page
+    assert refused.status_code == 200 and refused.context["form"].errors
+    delivery.refresh_from_db()
+    assert delivery.status == D.FAILED
