@@ -64,6 +64,7 @@ BENCH_DB ?= recur_bench
 BENCH_N ?= 100000
 BENCH_WORKERS ?= 2
 BENCH_LEDGER_ENTRIES ?= 1000000
+BENCH_WEBHOOK_EVENTS ?= 10000
 # A fresh database each run: tables bloated by earlier runs (a million ledger rows written
 # and deleted) slowed the renewal benchmark by a third.
 bench: install services
@@ -72,6 +73,7 @@ bench: install services
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py migrate --noinput -v0
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_renewals --n $(BENCH_N) --workers $(BENCH_WORKERS)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_ledger_balance --entries $(BENCH_LEDGER_ENTRIES)
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_webhooks --events $(BENCH_WEBHOOK_EVENTS) --workers $(BENCH_WORKERS)
 
 lock: install
 	$(VENV)/bin/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11

@@ -234,3 +234,36 @@ def duplicates(arrivals: list[tuple[float, str, str, str]]) -> int:
         repeats += (event_id, name) in seen
         seen.add((event_id, name))
     return repeats
+
+
+STAGES_SQL = """
+SELECT
+  percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM d.created_at - e.occurred_at)),
+  percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at)),
+  count(*) FILTER (WHERE d.status <> 'delivered'),
+  avg(d.attempts)
+FROM webhooks_webhookdelivery d JOIN events_event e ON e.id = d.event_id
+WHERE d.organization_id = %s AND e.id > %s
+"""
+
+
+def stage_profile(*, organization_id, after_event_id: int) -> str:
+    """Where the time went, from the rows: event recorded -> its delivery rows written (outbox
+    dispatch and the consumer), and delivery row written -> marked delivered (the sender)."""
+    with connection.cursor() as cursor:
+        cursor.execute(STAGES_SQL, [organization_id, after_event_id])
+        to_rows, to_sent, open_rows, attempts = cursor.fetchone()
+    if to_rows is None:
+        return "no delivery rows"
+    ms = [round(v * 1000) for v in (*to_rows, *(to_sent or (0, 0)))]
+    return (
+        f"event -> delivery rows p50 {ms[0]:,} ms / p95 {ms[1]:,} ms; "
+        f"rows -> delivered p50 {ms[2]:,} ms / p95 {ms[3]:,} ms; "
+        f"{open_rows:,} not delivered; {attempts or 0:.2f} attempts each"
+    )
+
+
+def queue_backlog(queue: str) -> int:
+    """Tasks waiting on the benchmark's queue (Redis broker)."""
+    with celery_app.connection_for_write() as conn:
+        return conn.default_channel.client.llen(queue)

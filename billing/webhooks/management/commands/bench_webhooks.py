@@ -35,11 +35,13 @@ from billing.webhooks.bench import (
     duplicates,
     free_port,
     latencies,
+    queue_backlog,
     raw_post_floor,
+    stage_profile,
 )
-from billing.webhooks.models import WebhookDelivery
 from config.celery import app as celery_app
 from core.events import registry
+from core.events.models import Event
 from core.events.services import event_envelope, event_record, events_record_bulk
 
 EVENT_TYPE = "customer.updated"
@@ -71,7 +73,7 @@ class Command(BaseCommand):
         if connection.in_atomic_block:
             raise CommandError("run outside a transaction: the workers must see what it commits")
         self.opts = opts
-        queue = f"bench-webhooks-{uuid.uuid4().hex[:8]}"
+        self.queue = queue = f"bench-webhooks-{uuid.uuid4().hex[:8]}"
         saved = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
         celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = False, queue
         self.org = organization_create(name=f"Bench webhooks {queue[-8:]}")
@@ -154,6 +156,7 @@ class Command(BaseCommand):
     def _burst(self, receiver, workers, customers, names) -> None:
         n, batch = self.opts["events"], self.opts["batch"]
         expected = n * len(names)
+        first_event = self._last_event_id()
         started = time.time()
         for start in range(0, n, batch):
             objects = [customers[i % len(customers)] for i in range(start, min(n, start + batch))]
@@ -170,13 +173,14 @@ class Command(BaseCommand):
             f"recording took {recorded:.2f} s ({batch} per transaction); "
             f"repeats {duplicates(arrivals)}; {self._signatures(receiver)}"
         )
-        self._check_rows()
+        self._profile(first_event)
         receiver.reset()
 
     def _steady(self, receiver, workers, customers, names) -> None:
         rate, seconds = self.opts["rate"], self.opts["seconds"]
         count = max(1, int(rate * seconds))
         committed: dict[str, float] = {}
+        first_event = self._last_event_id()
         started = time.monotonic()
         behind = 0.0
         for i in range(count):
@@ -203,6 +207,7 @@ class Command(BaseCommand):
             f"  {share:.1%} of events delivered within 1 s of their commit "
             f"(target {TARGET_SHARE:.0%}: {'met' if share >= TARGET_SHARE else 'MISSED'})"
         )
+        self._profile(first_event)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -234,7 +239,7 @@ class Command(BaseCommand):
             elif time.monotonic() - last_change > timeout:
                 raise CommandError(
                     f"{what}: {received:,} of {expected:,} deliveries arrived, none for "
-                    f"{timeout:g} s\n{workers.output()}"
+                    f"{timeout:g} s; {queue_backlog(self.queue):,} tasks queued\n{workers.output()[-1500:]}"
                 )
             workers.check_alive()
             time.sleep(0.05)
@@ -245,15 +250,15 @@ class Command(BaseCommand):
             raise CommandError(f"{stats['bad_signatures']} deliveries had a bad signature")
         return f"{stats['verified']:,} signatures verified with standardwebhooks"
 
-    def _check_rows(self) -> None:
-        """Every delivery row ends delivered (the engine's state agrees with the receiver)."""
-        undelivered = (
-            WebhookDelivery.objects.filter(organization=self.org)
-            .exclude(status=WebhookDelivery.Status.DELIVERED)
-            .count()
+    def _last_event_id(self) -> int:
+        return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    def _profile(self, after_event_id: int) -> None:
+        """Where the time went (from the rows), and tasks still queued when the last arrived."""
+        self.stdout.write(
+            f"  stages: {stage_profile(organization_id=self.org.pk, after_event_id=after_event_id)}; "
+            f"{queue_backlog(self.queue):,} tasks still queued"
         )
-        if undelivered:
-            self.stdout.write(f"  note: {undelivered:,} delivery rows not yet marked delivered")
 
     def _sample_body(self) -> bytes:
         sample = Customer.objects.filter(organization=self.org).first()
