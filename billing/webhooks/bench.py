@@ -267,3 +267,9 @@ def queue_backlog(queue: str) -> int:
     """Tasks waiting on the benchmark's queue (Redis broker)."""
     with celery_app.connection_for_write() as conn:
         return conn.default_channel.client.llen(queue)
+
+
+def queue_delete(queue: str) -> None:
+    """Drop the benchmark's queue and what is left on it, so no task outlives the run."""
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(queue)

@@ -36,6 +36,7 @@ from billing.webhooks.bench import (
     free_port,
     latencies,
     queue_backlog,
+    queue_delete,
     raw_post_floor,
     stage_profile,
 )
@@ -113,6 +114,7 @@ class Command(BaseCommand):
             for process in (workers, receiver):
                 if process is not None:
                     process.stop()
+            queue_delete(queue)
             celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = saved
             Organization.objects.filter(pk=self.org.pk).delete()
 
