@@ -234,10 +234,16 @@ RECUR_PAYMENT_SETTLE_AFTER_MINUTES = env.int("RECUR_PAYMENT_SETTLE_AFTER_MINUTES
 # (development only: production requires https URLs resolving to public addresses).
 RECUR_WEBHOOK_TIMEOUT_SECONDS = env.float("RECUR_WEBHOOK_TIMEOUT_SECONDS", default=10)
 RECUR_WEBHOOK_SENDER_THREADS = env.int("RECUR_WEBHOOK_SENDER_THREADS", default=32)
-RECUR_WEBHOOK_ENDPOINT_CONCURRENCY = env.int("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", default=8)
+RECUR_WEBHOOK_ENDPOINT_CONCURRENCY = env.int("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", default=16)
 RECUR_WEBHOOK_CLAIM_LEASE_SECONDS = env.int("RECUR_WEBHOOK_CLAIM_LEASE_SECONDS", default=120)
 RECUR_WEBHOOK_SENDER_BUDGET_SECONDS = env.float("RECUR_WEBHOOK_SENDER_BUDGET_SECONDS", default=30)
 RECUR_WEBHOOK_ALLOW_PRIVATE = env.bool("RECUR_WEBHOOK_ALLOW_PRIVATE", default=not PRODUCTION)
+# A queue of their own for the webhook sender (run `celery worker -Q <queue>` beside the others).
+RECUR_WEBHOOK_QUEUE = env.str("RECUR_WEBHOOK_QUEUE", default="")
+if RECUR_WEBHOOK_QUEUE:
+    CELERY_TASK_ROUTES = {
+        name: {"queue": RECUR_WEBHOOK_QUEUE} for name in ("webhooks.send", "webhooks.sweep")
+    }
 if not PRODUCTION:
     # localstripe: a local fake Stripe server; nothing here ever calls the internet.
     STRIPE_API_HOST = env.str("STRIPE_API_HOST", default="http://localhost:8420")

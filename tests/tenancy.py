@@ -209,3 +209,18 @@ def seed_wallet(organization) -> None:
 
 
 SEEDERS.append(seed_wallet)
+
+
+def seed_webhooks(organization) -> None:
+    """An endpoint, its test event and the event's delivery (the consumer run by hand: the
+    walk's database fixture never commits)."""
+    from billing.webhooks.delivery import webhook_deliveries_create
+    from billing.webhooks.services import webhook_endpoint_create, webhook_endpoint_send_test
+
+    endpoint, _ = webhook_endpoint_create(
+        organization=organization, url="http://localhost:9/tenancy-hook", event_types=["*"]
+    )
+    webhook_deliveries_create(event=webhook_endpoint_send_test(endpoint=endpoint))
+
+
+SEEDERS.append(seed_webhooks)

@@ -20,7 +20,9 @@ EVENT_TYPES_HELP = 'Event types to receive (see the event catalogue), or ["*"] f
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    event_types = serializers.ListField(child=serializers.CharField(), read_only=True, help_text=EVENT_TYPES_HELP)
+    event_types = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text=EVENT_TYPES_HELP
+    )
     failing_since = serializers.DateTimeField(
         read_only=True, allow_null=True, help_text="Start of the current run of failed deliveries."
     )
@@ -41,7 +43,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="The signing secret (whsec_...); shown only now.")
+    secret = serializers.CharField(
+        read_only=True, help_text="The signing secret (whsec_...); shown only now."
+    )
 
     class Meta(WebhookEndpointSerializer.Meta):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
@@ -78,7 +82,9 @@ class WebhookAttemptSerializer(serializers.ModelSerializer):
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     endpoint_id = serializers.UUIDField(read_only=True)
-    event_id = serializers.CharField(source="event.public_id", read_only=True, help_text="Also the webhook-id.")
+    event_id = serializers.CharField(
+        source="event.public_id", read_only=True, help_text="Also the webhook-id."
+    )
     event_type = serializers.CharField(source="event.type", read_only=True)
     status = serializers.ChoiceField(
         choices=WebhookDelivery.Status.choices,
@@ -106,9 +112,7 @@ class WebhookDeliveryFilter(django_filters.FilterSet):
         fields = ["endpoint", "status", "event_type"]
 
 
-class WebhookEndpointViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet
-):
+class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
     """Where Recur POSTs your events, signed with Standard Webhooks."""
 
     scope_resource = "webhooks"
@@ -128,7 +132,9 @@ class WebhookEndpointViewSet(
     def create(self, request):
         body = WebhookEndpointWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        endpoint, secret = services.webhook_endpoint_create(organization=self.organization, **body.validated_data)
+        endpoint, secret = services.webhook_endpoint_create(
+            organization=self.organization, **body.validated_data
+        )
         endpoint.secret = secret
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
@@ -195,8 +201,8 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, O
     """Each event sent to each endpoint, with its attempts (status code, duration, response excerpt)."""
 
     scope_resource = "webhooks"
-    queryset = WebhookDelivery.objects.select_related("event").defer("event__data").prefetch_related(
-        "attempts_made"
+    queryset = (
+        WebhookDelivery.objects.select_related("event").defer("event__data").prefetch_related("attempts_made")
     )
     serializer_class = WebhookDeliverySerializer
     filterset_class = WebhookDeliveryFilter

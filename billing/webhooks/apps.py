@@ -22,4 +22,6 @@ class WebhooksConfig(AppConfig):
                 "24 hours of failed deliveries (disabled_reason says which).",
             },
         )
-        register_consumer("webhooks", types=[ANY], handle=lambda event: webhook_deliveries_create(event=event))
+        register_consumer(
+            "webhooks", types=[ANY], handle=lambda event: webhook_deliveries_create(event=event)
+        )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, models, transaction
 
 from billing.webhooks import transport
@@ -46,6 +47,7 @@ RETRY_SCHEDULE = (
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 PROMPT_RETRIES_WITHIN = timedelta(minutes=2)  # sooner retries get a delayed task, not the sweep
+BATCH_WINDOW = 0.02  # seconds a sender waits for more answers to record them in one transaction
 OPEN = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED)
 
 
@@ -61,10 +63,30 @@ def retry_delay(attempts: int) -> timedelta | None:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
-def _send_after_commit() -> None:
+SEND_QUEUED_KEY = "webhooks:send-queued"
+RETRY_QUEUED_KEY = "webhooks:retry-queued"
+
+
+def _once(key: str, seconds: float) -> bool:
+    """True unless a task of this kind is already queued (the cache remembers it a few
+    seconds); a cache error says True, since a task too many is harmless."""
+    try:
+        return bool(cache.add(key, 1, timeout=max(1, int(seconds) + 1)))
+    except Exception:
+        return True
+
+
+def send_prompt() -> None:
+    """Enqueue one ``webhooks.send`` unless one is queued and not started yet: a burst of
+    events makes one sender run, not one per event (the sweep covers a lost message)."""
     from billing.webhooks.tasks import send_deliveries  # tasks import this module
 
-    transaction.on_commit(send_deliveries.delay, robust=True)
+    if _once(SEND_QUEUED_KEY, 5):
+        send_deliveries.delay()
+
+
+def _send_after_commit() -> None:
+    transaction.on_commit(send_prompt, robust=True)
 
 
 # --- the consumer ---------------------------------------------------------------------------
@@ -109,24 +131,30 @@ def webhook_deliveries_create(*, event: Event) -> int:
 CLAIM_SQL = """
 WITH busy(endpoint_id, n) AS (SELECT * FROM unnest(%(busy_ids)s::uuid[], %(busy_counts)s::int[])),
 due_endpoints AS (
-    SELECT DISTINCT endpoint_id FROM webhooks_webhookdelivery
-    WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s
+    SELECT e.id FROM webhooks_webhookendpoint e
+    WHERE e.enabled AND (  -- one index probe per endpoint (a scalar subquery, as below)
+        SELECT d.id FROM webhooks_webhookdelivery d
+        WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s
+        LIMIT 1
+    ) IS NOT NULL
 ),
 candidates AS (
     SELECT c.id
-    FROM due_endpoints de
-    JOIN webhooks_webhookendpoint e ON e.id = de.endpoint_id AND e.enabled
+    FROM due_endpoints e
     LEFT JOIN busy b ON b.endpoint_id = e.id
     CROSS JOIN LATERAL (
         SELECT d.id FROM webhooks_webhookdelivery d
         WHERE d.endpoint_id = e.id
           AND d.status IN ('pending', 'failed')
           AND d.next_attempt_at <= %(now)s
-          AND NOT EXISTS (
-              SELECT 1 FROM webhooks_webhookdelivery p
+          -- A scalar subquery, not NOT EXISTS: it stays a per-row index probe on
+          -- (endpoint, object_key, event) whatever the planner thinks of a fresh backlog.
+          AND (
+              SELECT p.id FROM webhooks_webhookdelivery p
               WHERE p.endpoint_id = d.endpoint_id AND p.object_key = d.object_key
                 AND p.event_id < d.event_id AND p.status IN ('pending', 'failed')
-          )
+              LIMIT 1
+          ) IS NULL
         ORDER BY d.next_attempt_at, d.id
         LIMIT greatest(%(per_endpoint)s - coalesce(b.n, 0), 0)
         FOR UPDATE OF d SKIP LOCKED
@@ -163,7 +191,7 @@ def deliveries_claim(*, limit: int, busy: Counter | None = None) -> list[Claim]:
                 "now": now,
                 "lease": lease,
                 "limit": limit,
-                "per_endpoint": _setting("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", 8),
+                "per_endpoint": _setting("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", 16),
             },
         )
         rows = cursor.fetchall()
@@ -182,14 +210,20 @@ class Outcome:
 
 def _secrets(endpoint: WebhookEndpoint, at) -> list[str]:
     keys = [endpoint.secret]
-    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > at:
+    if (
+        endpoint.previous_secret
+        and endpoint.previous_secret_expires_at
+        and endpoint.previous_secret_expires_at > at
+    ):
         keys.append(endpoint.previous_secret)
     return keys
 
 
 def _send_one(claim: Claim, endpoint: WebhookEndpoint, msg_id: str, body: str) -> Outcome:
     started_at = clock.now()
-    headers = signed_headers(msg_id=msg_id, timestamp=started_at, body=body, secrets_=_secrets(endpoint, started_at))
+    headers = signed_headers(
+        msg_id=msg_id, timestamp=started_at, body=body, secrets_=_secrets(endpoint, started_at)
+    )
     return Outcome(claim, started_at, transport.post(url=endpoint.url, body=body, headers=headers))
 
 
@@ -215,17 +249,24 @@ class Sender:
         return endpoints, self.bodies
 
     def run(self) -> int:
+        try:
+            cache.delete(SEND_QUEUED_KEY)  # deliveries committed from now on prompt a new run
+        except Exception:
+            logger.warning("webhook sender: the cache is unavailable", exc_info=True)
         deadline = time.monotonic() + self.budget
         more = False
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="webhook-sender") as pool:
             while True:
                 claims = []
-                if time.monotonic() < deadline:
-                    claims = deliveries_claim(limit=self.threads - len(self.in_flight), busy=self.busy)
-                elif self.in_flight:
-                    more = True
+                room = self.threads - len(self.in_flight)
+                if time.monotonic() >= deadline:
+                    more = more or bool(self.in_flight)
+                elif room >= max(1, self.threads // 4) or not self.in_flight:
+                    claims = deliveries_claim(limit=room, busy=self.busy)
                 if claims:
                     endpoints, bodies = self._prepare(claims)
+                    # An endpoint deleted since the claim took its deliveries with it.
+                    claims = [c for c in claims if c.endpoint_id in endpoints and c.event_id in bodies]
                     for claim in claims:
                         msg_id, body = bodies[claim.event_id]
                         future = pool.submit(_send_one, claim, endpoints[claim.endpoint_id], msg_id, body)
@@ -234,6 +275,9 @@ class Sender:
                 if not self.in_flight:
                     break
                 done, _ = wait(list(self.in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
+                if done and len(done) < len(self.in_flight):  # gather a few more for one write
+                    more_done, _ = wait([f for f in self.in_flight if f not in done], timeout=BATCH_WINDOW)
+                    done |= more_done
                 outcomes = []
                 for future in done:
                     claim = self.in_flight.pop(future)
@@ -243,9 +287,7 @@ class Sender:
                     attempts_record(outcomes=outcomes)
                     self.sent += len(outcomes)
         if more:
-            from billing.webhooks.tasks import send_deliveries  # tasks import this module
-
-            send_deliveries.delay()
+            send_prompt()
         return self.sent
 
 
@@ -267,6 +309,7 @@ FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(nexts)s::timestamptz[]
             %(delivered)s::timestamptz[], %(codes)s::int[])
      AS v(id, status, next_attempt_at, delivered_at, status_code)
 WHERE d.id = v.id AND d.status <> 'delivered'
+RETURNING d.id
 """
 
 
@@ -295,6 +338,15 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
                 soonest_retry = delay
         last_by_endpoint[claim.endpoint_id] = (result.ok, outcome.started_at)
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                UPDATE_SQL,
+                {"ids": ids, "statuses": statuses, "nexts": nexts, "delivered": delivered, "codes": codes},
+            )
+            moved = {row[0] for row in cursor.fetchall()}
+        gone = set(ids) - moved  # delivered meanwhile (still recorded) or deleted with the endpoint
+        if gone:
+            gone -= set(WebhookDelivery.objects.filter(pk__in=gone).values_list("pk", flat=True))
         WebhookAttempt.objects.bulk_create(
             [
                 WebhookAttempt(
@@ -306,13 +358,9 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
                     error=o.result.error[:500],
                 )
                 for o in outcomes
+                if o.claim.delivery_id not in gone
             ]
         )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                UPDATE_SQL,
-                {"ids": ids, "statuses": statuses, "nexts": nexts, "delivered": delivered, "codes": codes},
-            )
         succeeded = [e for e, (ok, _) in last_by_endpoint.items() if ok]
         failed = {e: at for e, (ok, at) in last_by_endpoint.items() if not ok}
         if succeeded:
@@ -320,8 +368,11 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
                 failing_since=None
             )
         for endpoint_id, at in failed.items():
-            WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=True).update(failing_since=at)
-    if soonest_retry is not None and soonest_retry <= PROMPT_RETRIES_WITHIN:
+            WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=True).update(
+                failing_since=at
+            )
+    soon = soonest_retry is not None and soonest_retry <= PROMPT_RETRIES_WITHIN
+    if soon and _once(RETRY_QUEUED_KEY, soonest_retry.total_seconds()):
         from billing.webhooks.tasks import send_deliveries  # tasks import this module
 
         send_deliveries.apply_async(countdown=soonest_retry.total_seconds())

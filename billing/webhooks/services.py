@@ -11,14 +11,14 @@ from typing import Any
 from django.db import transaction
 
 from billing.webhooks.addresses import URL_MAX, url_problem
-from billing.webhooks.delivery import TEST_EVENT
+from billing.webhooks.delivery import TEST_EVENT, send_prompt
 from billing.webhooks.models import WebhookDelivery, WebhookEndpoint
 from billing.webhooks.signing import secret_generate
 from core import clock
 from core.audit import audit_record, json_safe
 from core.errors import InvalidInput
-from core.events.models import Event
 from core.events import registry
+from core.events.models import Event
 from core.events.registry import ANY
 from core.events.services import event_record
 from core.locks import lock_one
@@ -61,7 +61,9 @@ def _clean_event_types(event_types: Any) -> list[str]:
         )
     if len(event_types) > EVENT_TYPES_MAX:
         raise InvalidInput(f"At most {EVENT_TYPES_MAX} event types.", field="event_types", code="max_length")
-    unknown = [t for t in event_types if not isinstance(t, str) or (t != ANY and t not in registry.REGISTRY.types)]
+    unknown = [
+        t for t in event_types if not isinstance(t, str) or (t != ANY and t not in registry.REGISTRY.types)
+    ]
     if unknown:
         raise InvalidInput(
             f"Unknown event type: {str(unknown[0])[:100]}. See the event catalogue.",
@@ -75,9 +77,7 @@ def _clean_description(description: Any) -> str:
     if not isinstance(description, str):
         raise InvalidInput("The description is text.", field="description", code="invalid")
     if len(description) > DESCRIPTION_MAX:
-        raise InvalidInput(
-            f"At most {DESCRIPTION_MAX} characters.", field="description", code="max_length"
-        )
+        raise InvalidInput(f"At most {DESCRIPTION_MAX} characters.", field="description", code="max_length")
     return description
 
 
@@ -107,7 +107,12 @@ def webhook_endpoint_create(
         disabled_at=None if enabled else clock.now(),
     )
     if actor is not None:
-        _audit(actor, "webhook_endpoint.create", endpoint, {"url": endpoint.url, "event_types": endpoint.event_types})
+        _audit(
+            actor,
+            "webhook_endpoint.create",
+            endpoint,
+            {"url": endpoint.url, "event_types": endpoint.event_types},
+        )
     return endpoint, secret
 
 
@@ -135,7 +140,9 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, actor=None, **fields: 
         if fields["enabled"]:
             endpoint = webhook_endpoint_enable(endpoint=endpoint, actor=actor)
         else:
-            endpoint = webhook_endpoint_disable(endpoint=endpoint, reason="Disabled by the merchant.", actor=actor)
+            endpoint = webhook_endpoint_disable(
+                endpoint=endpoint, reason="Disabled by the merchant.", actor=actor
+            )
     return endpoint
 
 
@@ -189,7 +196,9 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str, actor=No
     endpoint.disabled_at = clock.now()
     endpoint.disabled_reason = (reason or "Disabled.")[:200]
     endpoint.save(update_fields=["enabled", "disabled_at", "disabled_reason", "updated_at"])
-    _audit(actor, "webhook_endpoint.disable", endpoint, {"url": endpoint.url}, reason=endpoint.disabled_reason)
+    _audit(
+        actor, "webhook_endpoint.disable", endpoint, {"url": endpoint.url}, reason=endpoint.disabled_reason
+    )
     event_record(type="webhook_endpoint.disabled", obj=endpoint)
     return endpoint
 
@@ -230,9 +239,7 @@ def _disable_if_failing(*, endpoint_id) -> bool:
 
 
 def _send_after_commit() -> None:
-    from billing.webhooks.tasks import send_deliveries  # tasks import this module
-
-    transaction.on_commit(send_deliveries.delay, robust=True)
+    transaction.on_commit(send_prompt, robust=True)
 
 
 @transaction.atomic
@@ -270,4 +277,3 @@ def webhook_endpoint_redeliver_failed(*, endpoint: WebhookEndpoint, actor=None) 
     if count:
         _send_after_commit()
     return count
-

@@ -98,7 +98,9 @@ def events_registry(monkeypatch):
     fresh = registry.Registry()
     monkeypatch.setattr(registry, "REGISTRY", fresh)
     monkeypatch.setattr(services, "REGISTRY", fresh)
-    registry.register_object("note", model=Customer, serializer=NoteSerializer, events={"made": "", "changed": ""})
+    registry.register_object(
+        "note", model=Customer, serializer=NoteSerializer, events={"made": "", "changed": ""}
+    )
     registry.register_object(
         "webhook_endpoint",
         model=WebhookEndpoint,
@@ -109,3 +111,10 @@ def events_registry(monkeypatch):
         "webhooks", types=[registry.ANY], handle=lambda event: webhook_deliveries_create(event=event)
     )
     return fresh
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """``with committed():`` runs what the block defers to after commit (the outbox dispatch,
+    the consumer, the sender and what they defer in turn), as a real commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
