@@ -100,6 +100,9 @@ class WorkerProcesses:
             ),
             "CELERY_BROKER_URL": str(celery_app.conf.broker_url),
             "CELERY_TASK_DEFAULT_QUEUE": queue,
+            # the sender and sweep on a queue of their own, as in production: a backlog of
+            # sends never holds back the next events' dispatch
+            "RECUR_WEBHOOK_QUEUE": f"{queue}-send",
         }
         includes = [arg for module in include for arg in ("--include", module)]
         self.logs = [Path(self.dir.name) / f"worker{i}.log" for i in range(count)]
@@ -117,7 +120,7 @@ class WorkerProcesses:
                     "--concurrency",
                     str(concurrency),
                     "--queues",
-                    queue,
+                    f"{queue},{queue}-send",
                     "--hostname",
                     f"bench{i}-{queue}@%h",
                     "--without-mingle",

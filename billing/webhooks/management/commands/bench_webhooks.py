@@ -115,6 +115,7 @@ class Command(BaseCommand):
                 if process is not None:
                     process.stop()
             queue_delete(queue)
+            queue_delete(f"{queue}-send")
             celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = saved
             Organization.objects.filter(pk=self.org.pk).delete()
 
