@@ -30,6 +30,7 @@ VIEW_APPS: tuple[str, ...] = (
     "disputes",
     "ledger",
     "events",
+    "webhooks",
 )
 
 # Apps an admin may do everything in.
@@ -46,6 +47,7 @@ ADMIN_APPS: tuple[str, ...] = (
     "disputes",
     "ledger",
     "events",
+    "webhooks",
 )
 
 
@@ -64,6 +66,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         # subscriptions: cancel / uncancel, pause / resume, extend a trial, correct a period end
         "subscriptions.change_subscription",
         "orders.change_order",  # retry an unpaid order's payment
+        "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
     ),
     "finance": (
         *_view_all(),
@@ -85,6 +88,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         # manual corrections of a merchant's balance or a customer's wallet (with a reason)
         "ledger.adjust_balance",
         "events.change_eventhandling",  # retry a consumer that failed on an event
+        "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }
