@@ -67,7 +67,11 @@ def identifiers(organization) -> tuple[set[str], set[str]]:
     pks, lookups = {str(organization.pk)}, set()
     for model in tenant_models():
         for row in model.objects.filter(organization=organization).values():
-            pks.add(str(row["id"]))
+            value = row["id"]
+            if isinstance(value, int):  # bigint ids (events) are never shown: their public id is the uuid
+                value = row["uuid"].hex if row.get("uuid") else None
+            if value:
+                pks.add(str(value))
             if row.get("external_id"):
                 lookups.add(row["external_id"])
     return pks, lookups
