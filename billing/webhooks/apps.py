@@ -8,7 +8,7 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.webhooks.api import WebhookEndpointSerializer
-        from billing.webhooks.delivery import webhook_deliveries_create
+        from billing.webhooks.delivery import webhook_deliveries_create, webhook_deliveries_create_many
         from billing.webhooks.models import WebhookEndpoint
         from core.events.registry import ANY, register_consumer, register_object
 
@@ -23,5 +23,8 @@ class WebhooksConfig(AppConfig):
             },
         )
         register_consumer(
-            "webhooks", types=[ANY], handle=lambda event: webhook_deliveries_create(event=event)
+            "webhooks",
+            types=[ANY],
+            handle=lambda event: webhook_deliveries_create(event=event),
+            handle_many=lambda events: webhook_deliveries_create_many(events=events),
         )

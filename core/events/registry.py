@@ -36,6 +36,8 @@ class Consumer:
     types: frozenset[str]
     handle: Callable  # handle(event) -> None; runs inside the transaction that marks it done
     max_attempts: int = 12
+    # handle_many(events) -> None: the same for a batch, in one transaction (optional).
+    handle_many: Callable | None = None
 
 
 @dataclass
@@ -70,11 +72,19 @@ def register_object(
         REGISTRY.types[full] = EventType(name=full, object_type=name, description=description)
 
 
-def register_consumer(name: str, *, types: Iterable[str], handle: Callable, max_attempts: int = 12) -> None:
+def register_consumer(
+    name: str,
+    *,
+    types: Iterable[str],
+    handle: Callable,
+    max_attempts: int = 12,
+    handle_many: Callable | None = None,
+) -> None:
     """``handle(event)`` is called once per event of those types (at least once; it must be
-    idempotent), inside a transaction that also marks the handling done."""
+    idempotent), inside a transaction that also marks the handling done. ``handle_many(events)``,
+    when given, does the same for a batch of events (in id order) in one statement or few."""
     REGISTRY.consumers[name] = Consumer(
-        name=name, types=frozenset(types), handle=handle, max_attempts=max_attempts
+        name=name, types=frozenset(types), handle=handle, max_attempts=max_attempts, handle_many=handle_many
     )
 
 

@@ -6,11 +6,11 @@ chargeback ended (``dispute_won_restores_access``)."""
 import itertools
 import uuid
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 import time_machine
 
-from billing.disputes import services
 from billing.disputes.models import Dispute
 from billing.ledger.models import LedgerAccount
 from billing.ledger.reconciliation import disputes_missing_postings
@@ -19,6 +19,7 @@ from billing.orders.services import Line, order_create
 from billing.payments import services as payment_services
 from billing.subscriptions.models import Subscription
 from core import clock
+from core.events.models import Event
 from tests.disputes import events
 from tests.disputes.conftest import delta, dispute_postings, ledger_view, organization_update, settled_payment
 from tests.subscriptions.scenario import subscribe
@@ -218,13 +219,23 @@ def test_manual_payments_fall_back_to_the_setting_and_get_it_back_when_won(
 # --- access after a won dispute ---------------------------------------------------------------
 
 
+class _Restorations:
+    """Orders whose won dispute gave access back (``dispute.closed`` with ``access_restored_at``)."""
+
+    def _calls(self):
+        events = Event.objects.filter(type="dispute.closed").order_by("pk")
+        return [UUID(e.data["order_id"]) for e in events if e.data["access_restored_at"]]
+
+    def __eq__(self, other):
+        return self._calls() == other
+
+    def __repr__(self):
+        return repr(self._calls())
+
+
 @pytest.fixture
-def restorations(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        services, "DISPUTE_BENEFIT_RESTORATION_HOOKS", [lambda *, order, dispute: calls.append(order.pk)]
-    )
-    return calls
+def restorations():
+    return _Restorations()
 
 
 @pytest.fixture

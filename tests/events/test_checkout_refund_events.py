@@ -83,7 +83,8 @@ def test_purchase_and_refund_events_carry_the_api_representation(
     assert gets_at_handling[4][1]["order_id"] == str(order.pk)
 
     # The events API returns the same payloads, newest first, with the envelope of webhooks.
-    listed = api.get("/v1/events").json()["results"]
+    # (Order events, recorded too, are another test's: only these kinds are compared here.)
+    listed = [e for e in api.get("/v1/events").json()["results"] if e["type"].split(".")[0] in API_PATHS]
     assert [e["type"] for e in listed] == list(reversed(types))
     assert listed[0]["data"] == api.get(f"/v1/refunds/{refund.json()['id']}").json()
-    assert Event.objects.filter(organization=org).count() == len(types)
+    assert Event.objects.filter(organization=org, object_type__in=API_PATHS).count() == len(types)

@@ -188,3 +188,42 @@ def test_bulk_recording_writes_one_event_per_object_in_order(org, events_registr
     assert [e.data["email"] for e in stored] == [e.data["email"] for e in events]
     assert sorted(ran) == sorted(str(c.pk) for c in customers)
     assert EventHandling.objects.filter(status="done").count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_is_handled_in_batches_and_a_bad_event_fails_alone(
+    org, events_registry, django_assert_max_num_queries
+):
+    batches, singles = [], []
+
+    def many(events):
+        if any(e.data["email"] == "bad@example.com" for e in events):
+            raise ValueError("one bad event")
+        batches.append([e.pk for e in events])
+
+    def one(event):
+        if event.data["email"] == "bad@example.com":
+            raise ValueError("the bad event")
+        singles.append(event.pk)
+
+    registry.register_consumer("batched", types=["testcustomer.noted"], handle=one, handle_many=many)
+    with transaction.atomic():
+        good = [_customer(org, f"c{i}@example.com") for i in range(40)]
+        events = services.events_record_bulk(type="testcustomer.noted", objects=good)
+    assert len(batches) == 1 and batches[0] == [e.pk for e in events]  # one call, in event order
+    assert EventHandling.objects.filter(status="done").count() == 40
+
+    # A burst of 40 costs a bounded number of queries, not one transaction per event.
+    with transaction.atomic():
+        more = [_customer(org, f"d{i}@example.com") for i in range(40)]
+    with django_assert_max_num_queries(20), transaction.atomic():
+        services.events_record_bulk(type="testcustomer.noted", objects=more)
+
+    with transaction.atomic():
+        mixed = [_customer(org, "bad@example.com"), _customer(org, "fine@example.com")]
+        services.events_record_bulk(type="testcustomer.noted", objects=mixed)
+    bad = EventHandling.objects.get(event__data__email="bad@example.com")
+    fine = EventHandling.objects.get(event__data__email="fine@example.com")
+    assert bad.status == "failed" and "the bad event" in bad.error and bad.attempts == 1
+    assert fine.status == "done" and singles == [fine.event_id]
+    assert services.events_sweep() == 0  # the failure waits for its retry time
