@@ -1,12 +1,15 @@
 """Record domain events with the change that caused them, and run their consumers."""
 
+import contextlib
 import json
 import logging
 import random
+import time
 import traceback
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 
@@ -22,6 +25,10 @@ logger = logging.getLogger("recur.events")
 STALE_AFTER = timedelta(minutes=1)  # a pending row this old lost its message
 SWEEP_BATCH = 500
 TASK_BATCH = 100
+DISPATCH_BATCH = 500  # events one dispatch claims at a time
+DISPATCH_BUDGET = 5.0  # seconds a dispatcher works before handing over to a fresh task
+DISPATCH_QUEUED_KEY = "events:dispatch-queued"
+DISPATCH_FLAG_SECONDS = 5
 HANDLE_BATCH = 500  # events one consumer takes in one transaction
 MAX_BACKOFF = timedelta(hours=6)
 
@@ -37,9 +44,22 @@ def _require_transaction() -> None:
 
 def _dispatch_after_commit(ids: list[int]) -> None:
     if ids:
-        from core.events.tasks import dispatch_events  # tasks import this module
+        transaction.on_commit(dispatch_prompt, robust=True)
 
-        transaction.on_commit(lambda: dispatch_events.delay(ids))
+
+def dispatch_prompt() -> None:
+    """Enqueue one dispatcher unless one is queued and not started yet: a dispatcher takes
+    every undispatched event when it starts, so a hundred commits a second make a few tasks
+    of many events each, not a hundred tasks of one. The flag lives a few seconds, so a lost
+    message delays events by that much at most; the sweeper covers the rest."""
+    from core.events.tasks import dispatch_events  # tasks import this module
+
+    try:
+        queued = not cache.add(DISPATCH_QUEUED_KEY, 1, timeout=DISPATCH_FLAG_SECONDS)
+    except Exception:  # no cache: a task too many is harmless
+        queued = False
+    if not queued:
+        dispatch_events.delay(None)
 
 
 def event_record(*, type: str, obj: models.Model, organization=None, data: dict | None = None) -> Event:
@@ -168,18 +188,21 @@ def event_envelope(event: Event) -> dict:
 # --- running consumers ---------------------------------------------------------------------
 
 
-def events_dispatch(*, event_ids: Sequence[int]) -> list[int]:
+def _dispatch(event_ids: Sequence[int] | None) -> tuple[int, list[int]]:
     """Write the handlings of events not yet dispatched (one per consumer of its type) and
-    mark them dispatched; returns the new handlings' ids, in event order."""
+    mark them dispatched; returns how many it claimed and the new handlings' ids, in event
+    order. ``None`` takes the oldest undispatched events, up to ``DISPATCH_BATCH``."""
     with transaction.atomic():
+        undispatched = Event.objects.filter(dispatched_at__isnull=True)
+        if event_ids is not None:
+            undispatched = undispatched.filter(pk__in=event_ids)
         events = list(
-            Event.objects.filter(pk__in=event_ids, dispatched_at__isnull=True)
-            .select_for_update(skip_locked=True)
+            undispatched.select_for_update(skip_locked=True)
             .only("pk", "type")
-            .order_by("pk")
+            .order_by("pk")[:DISPATCH_BATCH]
         )
         if not events:
-            return []
+            return 0, []
         now = clock.now()
         rows = [
             EventHandling(event_id=e.pk, consumer=c.name, created_at=now)
@@ -188,11 +211,16 @@ def events_dispatch(*, event_ids: Sequence[int]) -> list[int]:
         ]
         EventHandling.objects.bulk_create(rows, ignore_conflicts=True)
         Event.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=now)
-    return list(
+    return len(events), list(
         EventHandling.objects.filter(event_id__in=[e.pk for e in events], status=EventHandling.Status.PENDING)
         .order_by("event_id", "pk")
         .values_list("pk", flat=True)
     )
+
+
+def events_dispatch(*, event_ids: Sequence[int] | None) -> list[int]:
+    """``_dispatch`` for callers that want only the handlings."""
+    return _dispatch(event_ids)[1]
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -283,13 +311,10 @@ def _handle_batch(consumer_name: str, handling_ids: list[int]) -> int:
         return len(rows)
 
 
-def events_process(*, event_ids: Sequence[int]) -> int:
-    """Dispatch events and run their consumers (the after-commit task); returns handlings run.
-    Each consumer takes the dispatch's events in batches of one transaction each: a burst of
-    a thousand events costs a consumer a few transactions, not a thousand."""
+def _run_handlings(handling_ids: list[int]) -> int:
     by_consumer: dict[str, list[int]] = {}
     for handling_id, consumer in (
-        EventHandling.objects.filter(pk__in=events_dispatch(event_ids=event_ids))
+        EventHandling.objects.filter(pk__in=handling_ids)
         .order_by("event_id", "pk")
         .values_list("pk", "consumer")
     ):
@@ -305,6 +330,27 @@ def events_process(*, event_ids: Sequence[int]) -> int:
                 except Exception:
                     logger.info("event consumer %s failed on a batch; running it event by event", consumer)
             ran += sum(event_handle(handling_id=h) for h in batch)
+    return ran
+
+
+def events_process(*, event_ids: Sequence[int] | None) -> int:
+    """The dispatcher (the after-commit task): dispatch events and run their consumers, each
+    consumer taking them in batches of one transaction each; returns handlings run. Given no
+    ids it takes every undispatched event, batch after batch, for ``DISPATCH_BUDGET`` seconds,
+    then hands over to a fresh task."""
+    if event_ids is not None:
+        return _run_handlings(events_dispatch(event_ids=event_ids))
+    with contextlib.suppress(Exception):
+        cache.delete(DISPATCH_QUEUED_KEY)  # events committed from now on prompt a new dispatcher
+    ran, started = 0, time.monotonic()
+    while True:
+        claimed, handling_ids = _dispatch(None)
+        if not claimed:
+            break
+        ran += _run_handlings(handling_ids)
+        if time.monotonic() - started > DISPATCH_BUDGET:
+            dispatch_prompt()
+            break
     return ran
 
 

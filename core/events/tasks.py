@@ -5,7 +5,8 @@ from core.task_base import RecurTask
 
 
 @shared_task(name="events.dispatch", base=RecurTask, ignore_result=True)
-def dispatch_events(event_ids: list[int]) -> int:
+def dispatch_events(event_ids: list[int] | None = None) -> int:
+    """Given ids (the sweeper), those events; given none, every undispatched event."""
     return services.events_process(event_ids=event_ids)
 
 
