@@ -87,15 +87,11 @@ class CreatedCursorPagination(CursorPagination):
             "type": "object",
             "required": ["next", "previous", "next_cursor", "previous_cursor", "results"],
             "properties": {
-                "next": {"type": "string", "nullable": True, "format": "uri", "description": NEXT_HELP},
-                "previous": {
-                    "type": "string",
-                    "nullable": True,
-                    "format": "uri",
-                    "description": PREVIOUS_HELP,
-                },
-                "next_cursor": {"type": "string", "nullable": True, "description": NEXT_CURSOR_HELP},
-                "previous_cursor": {"type": "string", "nullable": True, "description": PREVIOUS_CURSOR_HELP},
+                # OpenAPI 3.1 (the document's version): null is one of the types.
+                "next": {"type": ["string", "null"], "format": "uri", "description": NEXT_HELP},
+                "previous": {"type": ["string", "null"], "format": "uri", "description": PREVIOUS_HELP},
+                "next_cursor": {"type": ["string", "null"], "description": NEXT_CURSOR_HELP},
+                "previous_cursor": {"type": ["string", "null"], "description": PREVIOUS_CURSOR_HELP},
                 "results": schema,
             },
         }

@@ -55,12 +55,13 @@ class _Revocations:
     """(order id, dispute id) of each dispute event that revoked access, read when compared."""
 
     def _calls(self):
-        events = Event.objects.filter(type__startswith="dispute.").order_by("pk")
-        return [
-            (UUID(e.data["order_id"]), UUID(e.object_id))
-            for e in events
-            if e.type in ("dispute.created", "dispute.updated") and e.data["access_revoked_at"]
-        ]
+        # The event at which access_revoked_at first appears (later updates still carry it).
+        calls, revoked = [], set()
+        for e in Event.objects.filter(type__startswith="dispute.").order_by("pk"):
+            if e.data["access_revoked_at"] and e.object_id not in revoked:
+                revoked.add(e.object_id)
+                calls.append((UUID(e.data["order_id"]), UUID(e.object_id)))
+        return calls
 
     def __eq__(self, other):
         return self._calls() == other

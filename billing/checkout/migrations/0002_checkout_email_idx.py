@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0005_h4_customer_search_indexes'),
+        ('accounts', '0005_customer_search_indexes'),
         ('catalog', '0002_initial'),
         ('checkout', '0001_initial'),
     ]
