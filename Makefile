@@ -47,7 +47,7 @@ test: install services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@mkdir -p .run
-	@sum=$$(cat */migrations/*.py billing/*/migrations/*.py 2>/dev/null | sha1sum | cut -c1-40); \
+	@sum=$$(cat */migrations/*.py */*/migrations/*.py 2>/dev/null | sha1sum | cut -c1-40); \
 	  if [ "$$sum" = "$$(cat .run/migrations.sha 2>/dev/null)" ]; then db=--reuse-db; else db="--reuse-db --create-db"; fi; \
 	  $(VENV)/bin/pytest $$db $(PYTEST_ARGS) && echo $$sum > .run/migrations.sha
 
