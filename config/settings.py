@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "billing.refunds",
     "billing.disputes",
     "billing.webhooks",
+    "benefits",
 ]
 
 MIDDLEWARE = [

@@ -54,8 +54,9 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule(
         "recur: revoke benefits after grace",
         "subscriptions.revoke_benefits",
-        crontab="25 * * * *",
-        description="Fires the benefit revocation hooks of subscriptions whose grace period ended.",
+        every=timedelta(minutes=1),
+        description="Records subscription.revoked for subscriptions whose paid period or grace period "
+        "ended (benefits are revoked on it).",
     ),
     Schedule(
         "recur: purge expired idempotency keys",
@@ -135,5 +136,14 @@ SCHEDULES += (
         "subscriptions.notify_trials_ending",
         crontab="*/15 * * * *",
         description="Records subscription.trial_will_end 3 days before a trial ends, once per trial end.",
+    ),
+)
+SCHEDULES += (
+    Schedule(
+        "recur: sweep benefit grants",
+        "benefits.sweep_grants",
+        every=timedelta(minutes=1),
+        description="Grants, revokes and cycles benefit grants whose work is due (new, retrying, or "
+        "left by a lost task), and fans benefits added to or removed from products out to their holders.",
     ),
 )

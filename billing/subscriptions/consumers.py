@@ -45,7 +45,8 @@ def _paid(subscription: Subscription, order: Order) -> None:
     if order.is_paid and subscription.status in (S.PAST_DUE, S.UNPAID):
         subscription.status = S.ACTIVE
         subscription.past_due_at = None
-        subscription.save(update_fields=["status", "past_due_at", "updated_at"])
+        subscription.benefits_revoke_at = None  # paid within the grace period: access stays
+        subscription.save(update_fields=["status", "past_due_at", "benefits_revoke_at", "updated_at"])
         subscription_event_record(type="subscription.active", subscription=subscription)
 
 
@@ -58,7 +59,9 @@ def _maybe_past_due(subscription: Subscription, order: Order, at) -> None:
         return
     subscription.status = S.PAST_DUE
     subscription.past_due_at = at
-    subscription.save(update_fields=["status", "past_due_at", "updated_at"])
+    # Access lasts the grace period from the first failure unless a payment recovers it.
+    subscription.benefits_revoke_at = at + timedelta(days=subscription.organization.benefit_grace_days)
+    subscription.save(update_fields=["status", "past_due_at", "benefits_revoke_at", "updated_at"])
     subscription_event_record(type="subscription.past_due", subscription=subscription)
 
 
@@ -78,6 +81,8 @@ def _dunning_gave_up(subscription: Subscription, order: Order, at) -> None:
         subscription.ended_at = at
         subscription.cancellation_reason = subscription.cancellation_reason or "payment_failed"
         kind = "subscription.canceled"
-    subscription.benefits_revoke_at = at + timedelta(days=organization.benefit_grace_days)
+    # The grace period runs from the first failure; if it is over, access goes now.
+    grace_end = (subscription.past_due_at or at) + timedelta(days=organization.benefit_grace_days)
+    subscription.benefits_revoke_at = max(grace_end, at)
     subscription.save()
     subscription_event_record(type=kind, subscription=subscription)

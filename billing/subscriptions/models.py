@@ -75,6 +75,11 @@ class Subscription(BaseModel):
                 name="subscription_claimed_idx",
             ),
             # The trial-will-end job's scan: trialing subscriptions by trial end.
+            models.Index(  # the revocation job: subscriptions whose access is to end
+                fields=["benefits_revoke_at"],
+                condition=models.Q(benefits_revoke_at__isnull=False),
+                name="subscription_revoke_due_idx",
+            ),
             models.Index(
                 fields=["trial_end"],
                 condition=models.Q(status="trialing"),

@@ -111,7 +111,7 @@ def _cycle_one(
         subscription.status = Subscription.Status.CANCELED
         subscription.ended_at = end
         subscription.canceled_at = subscription.canceled_at or now
-        subscription.benefits_revoke_at = end + timedelta(days=subscription.organization.benefit_grace_days)
+        subscription.benefits_revoke_at = end  # a cancellation: access lasts the paid period, no grace
         return "ended", None
     if subscription.pause_at_period_end:
         subscription.status = Subscription.Status.PAUSED

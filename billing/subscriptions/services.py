@@ -324,10 +324,11 @@ def subscription_revoke(
     subscription.canceled_at = subscription.canceled_at or now
     subscription.ended_at = now
     subscription.cancel_at_period_end = False
-    subscription.benefits_revoke_at = now
+    subscription.benefits_revoke_at = None  # revoked now, not after a grace period
     subscription.cancellation_comment = reason or subscription.cancellation_comment
     subscription.save()
     subscription_event_record(type="subscription.canceled", subscription=subscription)
+    subscription_event_record(type="subscription.revoked", subscription=subscription)
     voided = list(Order.objects.filter(subscription=subscription, status=Order.Status.PENDING))
     Order.objects.filter(pk__in=[o.pk for o in voided]).update(
         status=Order.Status.VOID, next_payment_attempt_at=None, updated_at=now

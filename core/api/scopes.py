@@ -13,6 +13,7 @@ API_RESOURCES: tuple[str, ...] = (
     "ledger",
     "webhooks",
     "events",
+    "benefits",
 )
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{access}" for r in API_RESOURCES for access in ("read", "write"))

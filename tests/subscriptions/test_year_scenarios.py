@@ -146,7 +146,9 @@ def test_exhausted_dunning_cancels_and_schedules_benefit_revocation(org, make_pr
     order.refresh_from_db()
     subscription.refresh_from_db()
     assert (subscription.status, order.status, order.next_payment_attempt_at) == ("canceled", "void", None)
-    assert subscription.benefits_revoke_at == subscription.ended_at + timedelta(days=org.benefit_grace_days)
+    # The grace period ran from the first failure and is over by now: access goes at once.
+    grace_end = subscription.past_due_at + timedelta(days=org.benefit_grace_days)
+    assert subscription.benefits_revoke_at == max(subscription.ended_at, grace_end)
     assert Payment.objects.filter(reference=order.reference).count() == 5  # the renewal and four retries
     run_jobs(order.updated_at + timedelta(days=40))  # nothing renews a canceled subscription
     assert Order.objects.filter(subscription=subscription).count() == 2
@@ -170,18 +172,19 @@ def test_a_new_default_card_retries_at_once(org, make_product, stripe_client):
 
 
 def test_access_is_revoked_once_after_the_grace_period(org, make_product, stripe_client):
-    """``subscription.revoked`` (what benefits revoke on) is recorded once, when the grace
-    period after the end is over; the ``canceled`` event before it says when that will be."""
+    """``subscription.revoked`` (what benefits revoke on) is recorded once, when the period a
+    cancellation left to run is over (no grace: that is for failed payments); the
+    ``canceled`` event before it says when that will be."""
     product = make_product("Monthly", recurring="month")
     subscription = subscribe(org, product, card(stripe_client, GOOD), at("2027-08-01T09:00:00+00:00"))
     from billing.subscriptions import services as subscription_services
 
     subscription_services.subscription_cancel(subscription=subscription, reason="unused")
     end = subscription.current_period_end
-    run_jobs(end + timedelta(minutes=1))  # ends the subscription; grace starts
-    with time_machine.travel(end + timedelta(days=org.benefit_grace_days) - timedelta(minutes=1), tick=False):
-        assert dunning.benefits_revoke_due() == 0  # still within the grace period
-    with time_machine.travel(end + timedelta(days=org.benefit_grace_days, minutes=1), tick=False):
+    with time_machine.travel(end - timedelta(minutes=1), tick=False):
+        assert dunning.benefits_revoke_due() == 0  # still within the paid period
+    run_jobs(end + timedelta(minutes=1))  # ends the subscription
+    with time_machine.travel(end + timedelta(minutes=2), tick=False):
         assert dunning.benefits_revoke_due() == 1
         assert dunning.benefits_revoke_due() == 0  # once
     (revoked,) = Event.objects.filter(type="subscription.revoked")

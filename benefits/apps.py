@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class BenefitsConfig(AppConfig):
+    name = "benefits"
+    label = "benefits"
+    verbose_name = "Benefits"
+
+    def ready(self) -> None:
+        from benefits import consumers, events
+        from benefits.strategies import custom, feature_flag, meter_credit  # noqa: F401  (they register)
+
+        events.register()
+        consumers.register()

@@ -1,0 +1,64 @@
+"""Who holds a product's benefits right now, decided from the billing rows as they are.
+
+A subscription holds them while it is active or trialing, and after that (past due, unpaid,
+ended) until its ``benefits_revoke_at`` passes (the grace period, or the end of a period a
+cancellation left to run); ``subscription.revoked`` is recorded then, and clears it. A
+one-time order holds them once paid, unless a refund asked to revoke them or a chargeback
+revoked access (and no won dispute restored it)."""
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from benefits.models import Benefit, BenefitGrant, ProductBenefit
+from billing.disputes.models import Dispute
+from billing.orders.models import Order
+from billing.refunds.models import Refund
+from billing.subscriptions.models import Subscription
+from core import clock
+
+S = Subscription.Status
+HOLDING_STATUSES = (S.ACTIVE, S.TRIALING)
+GRACE_STATUSES = (S.PAST_DUE, S.UNPAID, S.CANCELED)
+
+
+def holding_subscriptions(*, now=None) -> QuerySet[Subscription]:
+    now = now or clock.now()
+    return Subscription.objects.filter(
+        Q(status__in=HOLDING_STATUSES) | Q(status__in=GRACE_STATUSES, benefits_revoke_at__gt=now)
+    )
+
+
+def holding_orders() -> QuerySet[Order]:
+    """Paid one-time orders whose access was not taken back."""
+    revoked_by_refund = Refund.objects.filter(order=OuterRef("pk"), revoke_benefits=True)
+    revoked_by_dispute = Dispute.objects.filter(
+        order=OuterRef("pk"), access_revoked_at__isnull=False, access_restored_at__isnull=True
+    )
+    return Order.objects.filter(
+        subscription__isnull=True, product__isnull=False, status__in=Order.PAID_STATUSES
+    ).exclude(Exists(revoked_by_refund) | Exists(revoked_by_dispute))
+
+
+def subscription_holds(subscription: Subscription) -> bool:
+    return holding_subscriptions().filter(pk=subscription.pk).exists()
+
+
+def order_holds(order: Order) -> bool:
+    return holding_orders().filter(pk=order.pk).exists()
+
+
+def product_benefit_ids(product_id) -> list:
+    """The benefits a product unlocks now (not being removed, not deleted), in its order."""
+    return list(
+        ProductBenefit.objects.filter(
+            product_id=product_id, removed_at__isnull=True, benefit__deleted_at__isnull=True
+        ).values_list("benefit_id", flat=True)
+    )
+
+
+def customer_grants(*, customer, status: str | None = BenefitGrant.Status.GRANTED) -> QuerySet[BenefitGrant]:
+    grants = BenefitGrant.objects.filter(customer=customer).select_related("benefit")
+    return grants.filter(status=status) if status else grants
+
+
+def live_benefits(organization) -> QuerySet[Benefit]:
+    return Benefit.objects.filter(organization=organization, deleted_at__isnull=True)
