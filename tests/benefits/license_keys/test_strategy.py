@@ -95,7 +95,11 @@ def test_update_applies_new_limits_and_expiry_rule_to_existing_keys(make_benefit
     with time_machine.travel(START + timedelta(days=2), tick=False):
         benefit_services.benefit_update(
             benefit=benefit,
-            properties={"activations": {"limit": 5}, "limit_usage": 50, "expires": {"ttl": 1, "timeframe": "year"}},
+            properties={
+                "activations": {"limit": 5},
+                "limit_usage": 50,
+                "expires": {"ttl": 1, "timeframe": "year"},
+            },
         )
         process_all()
     key.refresh_from_db()
