@@ -30,6 +30,7 @@ KEY_MAX = 100
 LABEL_MAX = 200
 JSON_KEYS_MAX = 50
 JSON_CHARS_MAX = 4000
+GUESS_SCOPE = "license-key"
 
 
 # --- Representations ------------------------------------------------------------------------
@@ -345,14 +346,16 @@ class LicenseKeyPublicViewSet(viewsets.GenericViewSet):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         refuse_unknown_parameters(request, ())  # the body carries everything
-        guesses_check(request)  # an address that guessed wrong too often learns nothing more
+        # An address that sent too many unknown keys learns nothing more (counted apart from
+        # token guesses, so customers' typos never lock a merchant's server out of the API).
+        guesses_check(request, scope=GUESS_SCOPE, limit=settings.RECUR_LICENSE_KEY_GUESS_LIMIT)
 
     def _call(self, service, **kwargs):
         try:
             return service(**kwargs)
         except services.LicenseKeyNotFound as exc:
             if exc.code == "license_key_not_found":
-                guess_failed(self.request)
+                guess_failed(self.request, scope=GUESS_SCOPE)
             raise
 
     @extend_schema(

@@ -49,11 +49,15 @@ def test_per_key_whatever_the_address(public, key, three_a_second):
         assert counters(key) == before
 
 
-def test_unknown_keys_are_failed_guesses(public, key, settings):
-    settings.RECUR_TOKEN_GUESS_LIMIT = 5
+def test_unknown_keys_are_failed_guesses(public, key, settings, api):
+    settings.RECUR_LICENSE_KEY_GUESS_LIMIT = 5
     for n in range(5):
         wrong = body(key, key=f"WRONG-{n}")
         assert public.post(VALIDATE, wrong, format="json").status_code == 404
     # Over the limit, even the right key is refused from this address: a guesser learns nothing.
-    assert public.post(VALIDATE, body(key), format="json").status_code == 429
+    refused = public.post(VALIDATE, body(key), format="json")
+    assert (refused.status_code, refused.json()["code"]) == (429, "too_many_failed_attempts")
+    assert int(refused["Retry-After"]) >= 1
     assert public.post(VALIDATE, body(key), format="json", REMOTE_ADDR="10.0.0.2").status_code == 200
+    # Counted apart from token guesses: the same address still reaches the token API.
+    assert api.get("/v1/license-keys").status_code == 200

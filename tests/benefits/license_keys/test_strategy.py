@@ -10,8 +10,10 @@ import time_machine
 
 from benefits import grants
 from benefits import services as benefit_services
+from benefits.license_keys import services
 from benefits.license_keys.models import LicenseKey
 from benefits.models import BenefitGrant
+from benefits.strategies import strategy_for
 from core.errors import InvalidInput
 from tests.benefits.license_keys.conftest import process_all
 
@@ -126,3 +128,21 @@ def test_bad_settings_are_refused_on_their_field(org, properties, field):
             organization=org, type="license_keys", description="Key", properties=properties
         )
     assert refused.value.field == field
+
+
+def test_customer_view_shows_the_key_its_limits_and_activations(
+    make_benefit, make_key, django_assert_max_num_queries
+):
+    key = make_key(make_benefit(activations={"limit": 2}, limit_usage=5))
+    activation = services.license_key_activate(organization_id=key.organization_id, key=key.key, label="pc")
+    grant, benefit = key.grant, key.benefit
+    with django_assert_max_num_queries(2):
+        view = strategy_for("license_keys").customer_view(grant=grant, benefit=benefit)
+    assert (view["key"], view["status"], view["limit_usage"], view["limit_activations"]) == (
+        key.key,
+        "granted",
+        5,
+        2,
+    )
+    assert (view["usage"], view["expires_at"]) == (0, None)
+    assert [a["id"] for a in view["activations"]] == [str(activation.pk)]
