@@ -2,11 +2,14 @@
 a key's page with its activations, and its audited actions."""
 
 import pytest
+from django.contrib import admin
+from django.test import RequestFactory
 from django.urls import reverse
 
 from benefits.license_keys import services
-from benefits.license_keys.models import LicenseKeyActivation
+from benefits.license_keys.models import LicenseKey, LicenseKeyActivation
 from core.models import AuditEntry
+from tests.plans import plan_without_seqscan, seq_scanned
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +83,17 @@ def test_free_an_activation(backoffice, key):
     key.refresh_from_db()
     assert key.activations_count == 0
     assert AuditEntry.objects.filter(action="license_key.deactivate").count() == 1
+
+
+@pytest.mark.parametrize(
+    "term", ["BO-7", "bo-7k2q", "keeper@example.com"], ids=["key start", "lowercase", "email"]
+)
+def test_search_is_served_by_indexes(operator, key, term):
+    request = RequestFactory().get("/", {"q": term})
+    request.user = operator
+    model_admin = admin.site._registry[LicenseKey]
+    queryset, _ = model_admin.get_search_results(request, model_admin.get_queryset(request), term)
+    plan = plan_without_seqscan(queryset)
+    assert not seq_scanned(plan), plan
+    if "@" not in term:
+        assert "licensekey_key_prefix_idx" in plan, plan
