@@ -30,6 +30,9 @@ def benefit_properties_clean(*, type: str, properties: dict | None) -> dict:
     checked = strategy.properties_serializer(data=properties or {})
     if not checked.is_valid():
         field, messages = next(iter(checked.errors.items()))
+        while isinstance(messages, dict):  # a nested setting: name it (properties.expires.ttl)
+            inner, messages = next(iter(messages.items()))
+            field = f"{field}.{inner}"
         message = messages[0] if isinstance(messages, list) else str(messages)
         raise InvalidInput(str(message), field=f"properties.{field}")
     return serializers.JSONField().to_representation(dict(checked.validated_data))

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import CustomerViewSet, OrganizationView
+from benefits.license_keys.api import LicenseKeyPublicViewSet, LicenseKeyViewSet
 from billing.catalog.api import DiscountViewSet, ProductViewSet
 from billing.checkout.api import CheckoutClientViewSet, CheckoutViewSet
 from billing.disputes.api import DisputeViewSet
@@ -31,6 +32,10 @@ router.register("ledger/transactions", LedgerTransactionViewSet, basename="ledge
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("events", EventViewSet, basename="event")
+router.register("license-keys", LicenseKeyViewSet, basename="license-key")
+router.register(
+    "customer-portal/license-keys", LicenseKeyPublicViewSet, basename="customer-portal-license-key"
+)
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),

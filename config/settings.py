@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "billing.disputes",
     "billing.webhooks",
     "benefits",
+    "benefits.license_keys",
 ]
 
 MIDDLEWARE = [
@@ -172,6 +173,11 @@ RECUR_API_RATE_LIMIT = env.int("RECUR_API_RATE_LIMIT", default=1200)
 # Failed secret guesses (unknown access tokens, checkout client secrets) per client address and minute.
 RECUR_TOKEN_GUESS_LIMIT = env.int("RECUR_TOKEN_GUESS_LIMIT", default=20)
 RECUR_IDEMPOTENCY_TTL_HOURS = 24
+# The public license key endpoints (validate, activate, deactivate): requests per client
+# address and per key (Polar allows 3 a second).
+RECUR_LICENSE_KEY_RATE = env.str("RECUR_LICENSE_KEY_RATE", default="3/s")
+# Unknown license keys per client address and minute before the address gets 429s.
+RECUR_LICENSE_KEY_GUESS_LIMIT = env.int("RECUR_LICENSE_KEY_GUESS_LIMIT", default=30)
 # Where customers reach this deployment (hosted checkout links).
 RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default=f"http://localhost:{WEB_PORT}")
 

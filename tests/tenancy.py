@@ -236,3 +236,29 @@ def seed_events(organization) -> None:
 
 
 SEEDERS.append(seed_events)
+
+
+def seed_license_keys(organization) -> None:
+    """A license key benefit granted (through the grant engine) to the subscription
+    ``seed_purchases`` made, and one activation of the key."""
+    from benefits import grants
+    from benefits import services as benefit_services
+    from benefits.license_keys import services as license_key_services
+    from benefits.license_keys.models import LicenseKey
+    from billing.subscriptions.models import Subscription
+
+    subscription = Subscription.objects.filter(organization=organization).order_by("created_at").first()
+    benefit = benefit_services.benefit_create(
+        organization=organization,
+        type="license_keys",
+        description="Tenancy license",
+        properties={"activations": {"limit": 3}},
+    )
+    benefit_services.product_benefits_set(product=subscription.product, benefits=[benefit])
+    for pk in grants.grants_reconcile(subscription=subscription, reason="tenancy"):
+        grants.grant_process(grant_id=pk)
+    key = LicenseKey.objects.get(grant__subscription=subscription, benefit=benefit)
+    license_key_services.license_key_activate(organization_id=organization.pk, key=key.key, label="tenancy")
+
+
+SEEDERS.append(seed_license_keys)

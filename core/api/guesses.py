@@ -15,24 +15,25 @@ from rest_framework.throttling import BaseThrottle
 WINDOW_SECONDS = 60
 
 
-def _key(request) -> tuple[str, int]:
+def _key(request, scope: str) -> tuple[str, int]:
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     ident = BaseThrottle().get_ident(request)  # honours NUM_PROXIES like DRF's throttles
-    return f"recur:secret-guesses:{ident}:{window}", int(WINDOW_SECONDS - now % WINDOW_SECONDS) + 1
+    return f"recur:{scope}-guesses:{ident}:{window}", int(WINDOW_SECONDS - now % WINDOW_SECONDS) + 1
 
 
-def guesses_check(request) -> None:
-    """Raise 429 if this address has failed too often in the current window."""
-    key, wait = _key(request)
-    if (cache.get(key) or 0) >= settings.RECUR_TOKEN_GUESS_LIMIT:
+def guesses_check(request, *, scope: str = "secret", limit: int | None = None) -> None:
+    """Raise 429 if this address has failed too often in the current window. A ``scope`` counts
+    apart (license keys typed by customers must not lock a merchant's server out of the API)."""
+    key, wait = _key(request, scope)
+    if (cache.get(key) or 0) >= (settings.RECUR_TOKEN_GUESS_LIMIT if limit is None else limit):
         raise exceptions.Throttled(
             wait=wait, detail="Too many failed attempts from this address.", code="too_many_failed_attempts"
         )
 
 
-def guess_failed(request) -> None:
-    key, _ = _key(request)
+def guess_failed(request, *, scope: str = "secret") -> None:
+    key, _ = _key(request, scope)
     if cache.add(key, 1, timeout=WINDOW_SECONDS * 2):
         return
     try:

@@ -49,6 +49,9 @@ def add_error_responses(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             for status, description in wanted.items():
                 responses.setdefault(status, {"description": description, "content": ref})
+            for status, response in responses.items():  # an error an operation describes itself
+                if status[:1] in "45" and "content" not in response:
+                    response["content"] = ref
     return result
 
 

@@ -14,6 +14,7 @@ from django_filters.fields import IsoDateTimeField
 
 from accounts import services as account_services
 from accounts.models import Customer
+from benefits.license_keys.models import LicenseKeyActivation
 from billing.checkout.models import Checkout
 from billing.orders.models import Order
 from tests.api.test_tenant_isolation import api_routes
@@ -80,6 +81,8 @@ def fill(template: str, names: list[str], view, org) -> str:
     for name in names:
         if name == "client_secret":
             values[name] = Checkout.objects.filter(organization=org).first().client_secret
+        elif name == "activation_id":  # a license key's activation (the key is the view's row)
+            values[name] = LicenseKeyActivation.objects.filter(organization=org).first().pk
         elif name == "external_id":
             values[name] = (
                 Customer.objects.filter(organization=org).exclude(external_id=None).first().external_id
