@@ -236,3 +236,24 @@ def seed_events(organization) -> None:
 
 
 SEEDERS.append(seed_events)
+
+
+def seed_benefit_grants(organization) -> None:
+    """A feature flag on the purchased plan, granted to its subscriber (the customer state shows it)."""
+    from benefits import grants
+    from benefits import services as benefit_services
+    from billing.subscriptions.models import Subscription
+
+    flag = benefit_services.benefit_create(
+        organization=organization,
+        type="feature_flag",
+        description="Tenancy flag",
+        properties={"key": "tenancy"},
+    )
+    subscription = Subscription.objects.filter(organization=organization).first()
+    benefit_services.product_benefits_set(product=subscription.product, benefits=[flag])
+    for grant_id in grants.grants_reconcile(subscription=subscription, reason="tenancy"):
+        grants.grant_process(grant_id=grant_id)
+
+
+SEEDERS.append(seed_benefit_grants)
