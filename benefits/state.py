@@ -85,7 +85,18 @@ def customer_state(*, customer: Customer, now: datetime | None = None) -> Custom
         .only(*GRANT_FIELDS)
         .order_by("granted_at", "id")
     )
+    for subscription in subscriptions:
+        subscription.access_ends_at = access_ends_at(subscription)
     return CustomerState(customer=customer, subscriptions=subscriptions, benefits=granted_benefits(grants))
+
+
+def access_ends_at(subscription: Subscription) -> datetime | None:
+    """When access ends unless something changes: the grace period's or the paid period's end
+    (``benefits_revoke_at``), or the period's end when a cancellation waits for it; None while
+    the subscription renews."""
+    if subscription.benefits_revoke_at is not None:
+        return subscription.benefits_revoke_at
+    return subscription.current_period_end if subscription.cancel_at_period_end else None
 
 
 def _strategy(type_name: str) -> BenefitStrategy:
