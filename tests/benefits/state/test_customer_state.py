@@ -19,6 +19,7 @@ from benefits.models import BenefitGrant
 from benefits.state import customer_state
 from benefits.strategies import REGISTRY, BenefitStrategy, register_strategy
 from billing.checkout import services as checkout_services
+from billing.orders.models import Order
 from billing.subscriptions import services as subscription_services
 from billing.subscriptions.models import Subscription
 from core import clock
@@ -341,7 +342,20 @@ def test_a_purchase_shows_in_the_state_and_a_revocation_takes_it_away(org, api, 
     assert [s["id"] for s in state["active_subscriptions"]] == [str(subscription.pk)]
     assert [b["properties"]["key"] for b in state["granted_benefits"]] == ["pro_reports"]
 
+    lifetime = make_product("Lifetime extras", prices=[{"currency": "usd", "type": "free"}])
+    benefit_services.product_benefits_set(product=lifetime, benefits=[benefit(org, "custom", "Extras")])
+    one_time = checkout_services.checkout_create(
+        organization=org, product_id=lifetime.pk, customer_id=subscription.customer_id
+    )
+    checkout_services.checkout_confirm(checkout=one_time)
     subscription_services.subscription_revoke(subscription=subscription, reason="fraud")
 
     state = state_of(api, subscription.customer)
-    assert (state["active_subscriptions"], state["granted_benefits"]) == ([], [])
+    assert state["active_subscriptions"] == []
+    (extras,) = state["granted_benefits"]  # the one-time purchase's stays
+    order = Order.objects.get(product=lifetime)
+    assert (extras["order_id"], extras["subscription_id"], extras["description"]) == (
+        str(order.pk),
+        None,
+        "Extras",
+    )
