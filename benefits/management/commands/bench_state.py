@@ -27,7 +27,7 @@ from accounts.management.commands.bench_api import Command as BenchApi
 from accounts.models import Customer
 from accounts.services import access_token_create
 from benefits.bench_scenarios import STATE_EVERY, state_seed
-from benefits.state import customer_state
+from benefits.state import customer_state, state_customer
 from benefits.state_api import state_representation
 from core import clock
 
@@ -71,13 +71,12 @@ class Command(BaseCommand):
 
         def kinds() -> dict[str, Callable[[], None]]:
             ext, pk = rng.choice(targets)
-            customer = Customer.objects.filter(pk=pk).only("id", "external_id", "email", "name", "metadata")
             return {
                 "floor: GET /v1/organization": get("/v1/organization"),
                 "GET /v1/customers/{id}/state": get(f"/v1/customers/{pk}/state"),
                 "GET /v1/customers/external/{external_id}/state": get(f"/v1/customers/external/{ext}/state"),
                 "the read alone (3 queries + rendering)": lambda: state_representation(
-                    customer_state(customer=customer.get())
+                    customer_state(customer=state_customer(organization=organization, pk=pk))
                 ),
             }
 

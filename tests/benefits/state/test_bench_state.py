@@ -1,6 +1,7 @@
 """The ``state`` scenario of ``manage.py bench_api`` on a small crowd, so it does not rot."""
 
 import json
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -25,3 +26,13 @@ def test_state_scenario_seeds_once_and_answers(tmp_path):
     holders = 300 // STATE_EVERY
     assert Subscription.objects.filter(status="active").count() == holders  # seeded once
     assert BenefitGrant.objects.filter(status="granted").count() == holders * len(BENEFITS)
+
+
+def test_bench_state_times_every_kind():
+    out = StringIO()
+
+    call_command("bench_state", customers=300, requests=5, stdout=out)
+
+    report = out.getvalue()
+    assert "GET /v1/customers/{id}/state                     4" in report  # the token and 3 reads
+    assert report.count(" p99 ") == 4
