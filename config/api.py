@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.api import CustomerViewSet, OrganizationView
 from benefits.license_keys.api import LicenseKeyPublicViewSet, LicenseKeyViewSet
+from benefits.state_api import CustomerExternalStateView, CustomerStateView
 from billing.catalog.api import DiscountViewSet, ProductViewSet
 from billing.checkout.api import CheckoutClientViewSet, CheckoutViewSet
 from billing.disputes.api import DisputeViewSet
@@ -52,6 +53,13 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    # The customer's state lives in benefits (the highest app), beside the customers routes.
+    re_path(
+        r"^customers/external/(?P<external_id>[^/]+)/state/?$",
+        CustomerExternalStateView.as_view(),
+        name="customer-external-state",
+    ),
+    re_path(r"^customers/(?P<pk>[^/]+)/state/?$", CustomerStateView.as_view(), name="customer-state"),
     *router.urls,
     re_path(r"^.*$", json_not_found),  # unknown /v1/ routes answer in the API's error format
 ]

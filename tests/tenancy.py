@@ -238,9 +238,9 @@ def seed_events(organization) -> None:
 SEEDERS.append(seed_events)
 
 
-def seed_license_keys(organization) -> None:
-    """A license key benefit granted (through the grant engine) to the subscription
-    ``seed_purchases`` made, and one activation of the key."""
+def seed_benefits(organization) -> None:
+    """A license key and a feature flag on the purchased plan, granted (through the grant
+    engine) to the subscription ``seed_purchases`` made, and one activation of the key."""
     from benefits import grants
     from benefits import services as benefit_services
     from benefits.license_keys import services as license_key_services
@@ -248,17 +248,23 @@ def seed_license_keys(organization) -> None:
     from billing.subscriptions.models import Subscription
 
     subscription = Subscription.objects.filter(organization=organization).order_by("created_at").first()
-    benefit = benefit_services.benefit_create(
+    license_benefit = benefit_services.benefit_create(
         organization=organization,
         type="license_keys",
         description="Tenancy license",
         properties={"activations": {"limit": 3}},
     )
-    benefit_services.product_benefits_set(product=subscription.product, benefits=[benefit])
+    flag = benefit_services.benefit_create(
+        organization=organization,
+        type="feature_flag",
+        description="Tenancy flag",
+        properties={"key": "tenancy"},
+    )
+    benefit_services.product_benefits_set(product=subscription.product, benefits=[license_benefit, flag])
     for pk in grants.grants_reconcile(subscription=subscription, reason="tenancy"):
         grants.grant_process(grant_id=pk)
-    key = LicenseKey.objects.get(grant__subscription=subscription, benefit=benefit)
+    key = LicenseKey.objects.get(grant__subscription=subscription, benefit=license_benefit)
     license_key_services.license_key_activate(organization_id=organization.pk, key=key.key, label="tenancy")
 
 
-SEEDERS.append(seed_license_keys)
+SEEDERS.append(seed_benefits)

@@ -8,7 +8,7 @@ with the grant locked; every call is idempotent per grant (the key is found by i
 from rest_framework import serializers
 
 from benefits.license_keys import keys, services
-from benefits.license_keys.selectors import license_key_customer_view
+from benefits.license_keys.selectors import license_key_customer_view, license_keys_preload
 from benefits.strategies import BenefitStrategy, register_strategy
 
 ACTIVATIONS_MAX = 50
@@ -85,6 +85,9 @@ class LicenseKeysStrategy(BenefitStrategy):
 
     def update(self, *, grant, benefit) -> dict:
         return _properties(grant, services.license_key_apply_benefit(grant=grant, benefit=benefit))
+
+    def prepare_customer_views(self, grants: list) -> None:
+        license_keys_preload(grants)
 
     def customer_view(self, *, grant, benefit) -> dict:
         return license_key_customer_view(grant=grant)

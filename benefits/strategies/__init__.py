@@ -62,8 +62,16 @@ class BenefitStrategy:
         """The benefit's properties changed: bring this (granted) grant in line."""
         return dict(grant.properties)
 
+    def prepare_customer_views(self, grants: list) -> None:
+        """Called once with every grant of this type a customer's state shows, before
+        ``customer_view`` on each (``grant.benefit`` is loaded): load here, in one query for
+        all of them, what the views read from other tables, and keep it on the grants
+        (``prefetch_related_objects(grants, "license_key")``), so the state costs the same
+        number of queries whatever the number of grants. Default: nothing to load."""
+
     def customer_view(self, *, grant, benefit) -> dict[str, Any]:
-        """What the customer's state shows of a granted grant (default: its properties)."""
+        """What the customer's state shows of a granted grant (default: its properties).
+        Read only what ``prepare_customer_views`` loaded: no query per grant."""
         return dict(grant.properties)
 
 

@@ -12,7 +12,9 @@ the same server. On a fresh seed it also times the queries the API ran before th
 (``UPPER(email) = UPPER(...)``, the text search with no trigram index) straight in SQL.
 
 A database that already holds the bench organization is reused (``make bench`` starts from a
-fresh one). To add a scenario, add a ``Scenario`` to ``SCENARIOS``.
+fresh one). To add a scenario, add a ``Scenario`` to ``SCENARIOS``; an app above accounts appends
+its own from a ``bench_scenarios.py`` module (found like ``admin.py``), with a ``prepare`` step
+that seeds what it reads.
 """
 
 import json
@@ -33,6 +35,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils.module_loading import autodiscover_modules
 
 from accounts.bench_population import LAST, customer_email, customer_name, customers_seed
 from accounts.models import Customer, Organization
@@ -72,6 +75,9 @@ class Scenario:
     make: Callable[[Bench, int], Request]
     status: int = 200
     target_p99_ms: float | None = None
+    # Seeds what the scenario reads, given the bench organization and the crowd's size
+    # (idempotent); returns a line for the report.
+    prepare: Callable[[Organization, int], str] | None = None
 
 
 def _list(bench: Bench, i: int) -> Request:
@@ -151,10 +157,14 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path", default="", help="also write the results here")
 
     def handle(self, *args, customers, rate, duration, workers, scenarios, json_path, **options):
+        autodiscover_modules("bench_scenarios")  # apps above accounts append theirs to SCENARIOS
         chosen = [s for s in SCENARIOS if not scenarios or s.name in scenarios.split(",")]
         if not chosen:
             raise CommandError(f"No such scenario; choose from {', '.join(s.name for s in SCENARIOS)}.")
         organization, started, before = self._population(customers)
+        for scenario in chosen:
+            if scenario.prepare is not None:
+                self.stdout.write(scenario.prepare(organization, customers))
         _, secret = access_token_create(organization=organization, name=f"bench {clock.now():%H:%M:%S}")
         bench = Bench(
             customers=customers,
