@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "billing.disputes",
     "billing.webhooks",
     "benefits",
+    "benefits.github",
 ]
 
 MIDDLEWARE = [
@@ -174,6 +175,13 @@ RECUR_TOKEN_GUESS_LIMIT = env.int("RECUR_TOKEN_GUESS_LIMIT", default=20)
 RECUR_IDEMPOTENCY_TTL_HOURS = 24
 # Where customers reach this deployment (hosted checkout links).
 RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default=f"http://localhost:{WEB_PORT}")
+
+# GitHub repository access benefits (benefits/github): the REST API's base URL (GitHub Enterprise
+# Server: https://HOST/api/v3) and a token with admin rights on the repositories sold. Without a
+# token the benefit type is "not configured" and cannot be created.
+RECUR_GITHUB_API_URL = env.str("RECUR_GITHUB_API_URL", default="https://api.github.com")
+RECUR_GITHUB_TOKEN = env.str("RECUR_GITHUB_TOKEN", default="")
+RECUR_GITHUB_TIMEOUT_SECONDS = env.float("RECUR_GITHUB_TIMEOUT_SECONDS", default=10)
 
 SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
