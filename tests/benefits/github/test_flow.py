@@ -8,7 +8,9 @@ import time_machine
 
 from accounts import services as account_services
 from benefits import services as benefit_services
+from benefits.github.client import GitHubClient
 from benefits.models import BenefitGrant
+from benefits.strategies import strategy_for
 from benefits.tasks import sweep_grants
 from billing.checkout import services as checkout_services
 from billing.subscriptions import dunning, renewals
@@ -132,8 +134,6 @@ def test_revoke_now_deletes_a_pending_invitation(org, monthly, stripe_client, oc
     repository = fake_github.repository("acme", "pro-sdk")
     buy(org, monthly, card(stripe_client), customer=octocat)
     fake_github.requests.clear()
-    from benefits.github.client import GitHubClient
-
     with GitHubClient.from_settings() as client:  # someone else's invitation stays
         client.collaborator_add("acme", "pro-sdk", "someone", "pull")
     subscription_services.subscription_revoke(subscription=Subscription.objects.get(), reason="fraud")
@@ -255,3 +255,25 @@ def test_an_unknown_github_user_is_a_clear_error(org, monthly, stripe_client, fa
     fake_github.add_user("ghost")
     benefit_services.benefit_grant_retry(grant=grant)  # the operator's retry
     assert BenefitGrant.objects.get().status == "granted"
+
+
+def test_a_repeated_call_invites_once(org, monthly, stripe_client, octocat, fake_github):
+    """A worker that crashed after GitHub answered runs the grant again: still one invitation."""
+    buy(org, monthly, card(stripe_client), customer=octocat)
+    grant = BenefitGrant.objects.select_related("benefit").get()
+    again = strategy_for("github_repository").grant(grant=grant, benefit=grant.benefit)
+    assert again == grant.properties
+    assert len(fake_github.repository("acme", "pro-sdk").invitations) == 1
+
+
+def test_token_removed_then_restored(org, monthly, stripe_client, octocat, fake_github, settings):
+    settings.RECUR_GITHUB_TOKEN = ""
+    buy(org, monthly, card(stripe_client), customer=octocat)
+    grant = BenefitGrant.objects.get()
+    assert (grant.status, grant.next_attempt_at) == ("pending", None)
+    assert grant.error == "GitHub is not configured: set RECUR_GITHUB_TOKEN"
+    assert fake_github.requests == []
+    settings.RECUR_GITHUB_TOKEN = fake_github.token
+    benefit_services.benefit_grant_retry(grant=grant)
+    assert BenefitGrant.objects.get().status == "granted"
+    run_jobs(START + timedelta(hours=1), fake_github)
