@@ -22,6 +22,7 @@ from benefits.strategies import BenefitError, BenefitRetryableError
 API_VERSION = "2022-11-28"
 USER_AGENT = "Recur-billing (repository access benefits)"
 PER_PAGE = 100
+SECONDARY_LIMIT_WAIT = 60.0  # seconds, when a secondary rate limit names no time (GitHub's advice)
 MAX_PAGES = 50  # 5,000 pending invitations on one repository: far beyond any real one
 
 
@@ -81,7 +82,8 @@ class GitHubClient:
 
     def repository(self, owner: str, repo: str) -> dict:
         """GET /repos/{owner}/{repo}: the repository as the token sees it (``permissions.admin``)."""
-        return self._call("GET", _repo_path(owner, repo), what=f"repository {owner}/{repo}").json()
+        what = f"repository {owner}/{repo}"
+        return _json(self._call("GET", _repo_path(owner, repo), what=what), dict, what)
 
     def collaborator_add(self, owner: str, repo: str, username: str, permission: str) -> dict | None:
         """PUT .../collaborators/{username}: the invitation (201), or None when the user already
@@ -93,7 +95,9 @@ class GitHubClient:
             json={"permission": permission},
             what=f"inviting {username} to {owner}/{repo}",
         )
-        return response.json() if response.status_code == 201 and response.content else None
+        if response.status_code == 201 and response.content:
+            return _json(response, dict, f"inviting {username}")
+        return None
 
     def collaborator_remove(self, owner: str, repo: str, username: str) -> None:
         """DELETE .../collaborators/{username} (204, also when they were not one)."""
@@ -110,8 +114,9 @@ class GitHubClient:
         for _ in range(MAX_PAGES):
             if url is None:
                 return
-            response = self._call("GET", url, params=params, what=f"invitations of {owner}/{repo}")
-            yield from response.json()
+            what = f"invitations of {owner}/{repo}"
+            response = self._call("GET", url, params=params, what=what)
+            yield from _json(response, list, what)
             url, params = response.links.get("next", {}).get("url"), None  # the link carries them
 
     def invitation_delete(self, owner: str, repo: str, invitation_id: int) -> bool:
@@ -144,6 +149,20 @@ class GitHubClient:
         raise _error(response, what)
 
 
+def _json(response: requests.Response, kind: type, what: str):
+    """The body, when it is the JSON GitHub sends (a proxy's HTML page is worth a retry)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, kind):
+        raise GitHubRetryableError(
+            f"GitHub answered {response.status_code} with an unexpected body ({what}).",
+            status=response.status_code,
+        )
+    return body
+
+
 def _repo_path(owner: str, repo: str) -> str:
     return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
 
@@ -163,12 +182,13 @@ def _message(response: requests.Response) -> str:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    """Seconds GitHub asks us to wait: ``retry-after``, else until ``x-ratelimit-reset``."""
+    """Seconds GitHub asks us to wait: ``retry-after``, else, when the hourly quota is spent,
+    until ``x-ratelimit-reset``; None when it names no time."""
     header = response.headers.get("retry-after")
     if header and header.strip().isdigit():
         return max(1.0, float(header))
     reset = response.headers.get("x-ratelimit-reset")
-    if reset and reset.strip().isdigit():
+    if response.headers.get("x-ratelimit-remaining") == "0" and reset and reset.strip().isdigit():
         return max(1.0, float(reset) - time.time())
     return None
 
@@ -176,12 +196,17 @@ def _retry_after(response: requests.Response) -> float | None:
 def _error(response: requests.Response, what: str) -> BenefitError:
     status, message = response.status_code, _message(response)
     said = f": {message}" if message else ""
+    # Primary limits say x-ratelimit-remaining: 0; secondary ones a retry-after or their message.
     rate_limited = status == 429 or (
         status == 403
-        and (response.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in response.headers)
+        and (
+            response.headers.get("x-ratelimit-remaining") == "0"
+            or "retry-after" in response.headers
+            or "rate limit" in message.lower()
+        )
     )
     if rate_limited:
-        wait = _retry_after(response)
+        wait = _retry_after(response) or SECONDARY_LIMIT_WAIT
         return GitHubRetryableError(
             f"GitHub rate limit ({status}) while {what}{said}", status=status, retry_after=wait
         )

@@ -39,7 +39,7 @@ class Repository:
 class Canned:
     status: int
     headers: dict
-    body: dict
+    body: dict | bytes
 
 
 class FakeGitHub:
@@ -74,6 +74,11 @@ class FakeGitHub:
         with self._lock:
             for _ in range(times):
                 self._canned.append(Canned(status, headers or {}, {"message": message or f"fake {status}"}))
+
+    def answer_next(self, status: int, raw: bytes) -> None:
+        """The next answer is these bytes (a proxy's page, a truncated body)."""
+        with self._lock:
+            self._canned.append(Canned(status, {}, raw))
 
     def accept(self, owner: str, name: str, login: str) -> None:
         """The invitee accepts: their invitation becomes a collaborator."""
@@ -143,7 +148,13 @@ class FakeGitHub:
         return self._send(handler, 404, {"message": "Not Found"})
 
     def _send(self, handler, status: int, payload, headers: dict | None = None) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
+        data = (
+            payload
+            if isinstance(payload, bytes)
+            else b""
+            if payload is None
+            else json.dumps(payload).encode()
+        )
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(data)))

@@ -90,3 +90,20 @@ def test_timeouts_and_refused_connections_are_retryable(fake_github):
     gone = GitHubClient(base_url=url, token=TOKEN, timeout=1)
     with pytest.raises(GitHubRetryableError, match="unreachable"):
         gone.repository("acme", "pro-sdk")
+
+
+def test_a_secondary_rate_limit_without_a_time_waits_a_minute(client, fake_github):
+    fake_github.fail_next(403, message="You have exceeded a secondary rate limit.")
+    with pytest.raises(GitHubRetryableError) as exc:
+        client.collaborator_add("acme", "pro-sdk", "octocat", "pull")
+    assert exc.value.retry_after == 60  # not until the hourly reset the fake also sends
+    fake_github.fail_next(429)
+    with pytest.raises(GitHubRetryableError) as exc:
+        client.collaborator_add("acme", "pro-sdk", "octocat", "pull")
+    assert exc.value.retry_after == 60
+
+
+def test_a_body_that_is_not_githubs_is_retried(client, fake_github):
+    fake_github.answer_next(200, b"<html>proxy says hello</html>")
+    with pytest.raises(GitHubRetryableError, match="unexpected body"):
+        client.repository("acme", "pro-sdk")
