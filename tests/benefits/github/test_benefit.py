@@ -3,8 +3,10 @@
 and in the backoffice, and a bad one changes nothing."""
 
 import json
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from accounts.models import Customer
@@ -119,3 +121,17 @@ def test_the_dashboard_says_whether_github_is_configured(backoffice, settings, f
     settings.RECUR_GITHUB_TOKEN = fake_github.token
     html = backoffice.get(reverse("admin:index")).content.decode()
     assert "GitHub: not configured" not in html and "0 grants failing" in html
+
+
+def test_the_check_command(fake_github, settings):
+    out = StringIO()
+    call_command("github_check", "acme/pro-sdk", stdout=out)
+    assert "acme/pro-sdk found" in out.getvalue() and "admin rights: yes" in out.getvalue()
+    fake_github.add_repository("acme", "read-only", admin=False)
+    with pytest.raises(CommandError, match="no admin rights"):
+        call_command("github_check", "acme/read-only", stdout=StringIO())
+    with pytest.raises(CommandError, match="404"):
+        call_command("github_check", "acme/missing", stdout=StringIO())
+    settings.RECUR_GITHUB_TOKEN = ""
+    with pytest.raises(CommandError, match="not configured"):
+        call_command("github_check", "acme/pro-sdk", stdout=StringIO())
