@@ -23,6 +23,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
 from accounts import services
+from accounts.metadata import customer_metadata_problem
 from accounts.models import AccessToken, Customer, Membership, Organization, User
 from billing.money import InvalidAmount, format_amount, is_supported_currency, parse_amount
 from core import clock
@@ -500,6 +501,9 @@ class CustomerAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        problem = customer_metadata_problem(cleaned.get("metadata"))
+        if problem is not None:  # a key an app gives a meaning to (github_username)
+            self.add_error("metadata", f"{problem[0]}: {problem[1]}")
         if self.instance.pk is not None and not self.address_changed:
             # Untouched: saving a name never fails on an address stored before these rules.
             cleaned["billing_address"] = self.instance.billing_address

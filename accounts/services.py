@@ -9,6 +9,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.utils.text import slugify
 
 from accounts.locks import customer_lock
+from accounts.metadata import customer_metadata_check
 from accounts.models import AccessToken, Customer, Membership, Organization, User, hash_token
 from core import clock
 from core.api.scopes import ALL_SCOPES
@@ -260,6 +261,7 @@ def customer_create(
     *, organization: Organization, email: str, actor: User | None = None, **fields: Any
 ) -> Customer:
     fields = {k: v for k, v in fields.items() if k in CUSTOMER_FIELDS}
+    customer_metadata_check(fields.get("metadata"))
     _check_external_id_free(organization=organization, external_id=fields.get("external_id"))
     customer = _save_customer(Customer(organization=organization, email=email.lower(), **fields))
     _audit_customer(actor, "customer.create", customer, {"email": customer.email, **fields})
@@ -269,6 +271,8 @@ def customer_create(
 
 @transaction.atomic
 def customer_update(*, customer: Customer, actor: User | None = None, **changes: Any) -> Customer:
+    if "metadata" in changes:
+        customer_metadata_check(changes["metadata"])
     customer = customer_lock(customer.pk)
     shown = event_snapshot(obj=customer)
     before = {field: getattr(customer, field) for field in changes if field in CUSTOMER_FIELDS}

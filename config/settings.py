@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "billing.webhooks",
     "benefits",
     "benefits.license_keys",
+    "benefits.github",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +181,13 @@ RECUR_LICENSE_KEY_RATE = env.str("RECUR_LICENSE_KEY_RATE", default="3/s")
 RECUR_LICENSE_KEY_GUESS_LIMIT = env.int("RECUR_LICENSE_KEY_GUESS_LIMIT", default=30)
 # Where customers reach this deployment (hosted checkout links).
 RECUR_PUBLIC_URL = env.str("RECUR_PUBLIC_URL", default=f"http://localhost:{WEB_PORT}")
+
+# GitHub repository access benefits (benefits/github): the REST API's base URL (GitHub Enterprise
+# Server: https://HOST/api/v3) and a token with admin rights on the repositories sold. Without a
+# token the benefit type is "not configured" and cannot be created.
+RECUR_GITHUB_API_URL = env.str("RECUR_GITHUB_API_URL", default="https://api.github.com")
+RECUR_GITHUB_TOKEN = env.str("RECUR_GITHUB_TOKEN", default="")
+RECUR_GITHUB_TIMEOUT_SECONDS = env.float("RECUR_GITHUB_TIMEOUT_SECONDS", default=10)
 
 SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
