@@ -99,6 +99,9 @@ class WorkerProcesses:
                 f"postgres://{db['USER']}{password}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
             ),
             "CELERY_BROKER_URL": str(celery_app.conf.broker_url),
+            # this process's cache: the dispatcher and sender clear the debounce flags that
+            # this process sets (under pytest that is the tests' Redis database, not REDIS_DB)
+            **cache_env(),
             "CELERY_TASK_DEFAULT_QUEUE": queue,
             # the sender and sweep on a queue of their own, as in production: a backlog of
             # sends never holds back the next events' dispatch
@@ -151,6 +154,12 @@ class WorkerProcesses:
         for process in self.processes:
             _stop(process)
         self.dir.cleanup()
+
+
+def cache_env() -> dict[str, str]:
+    """The environment that gives a child process this process's default cache."""
+    default = settings.CACHES["default"]
+    return {"CACHE_URL": str(default["LOCATION"]), "CACHE_KEY_PREFIX": default.get("KEY_PREFIX", "")}
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -29,6 +29,7 @@ from billing.webhooks import transport
 from billing.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.webhooks.signing import signed_headers
 from core import clock
+from core.debounce import debounce_prompt, debounce_started
 from core.events.models import Event
 from core.events.services import event_envelope
 from core.faults import crash_point
@@ -64,6 +65,7 @@ def retry_delay(attempts: int) -> timedelta | None:
 
 
 SEND_QUEUED_KEY = "webhooks:send-queued"
+SEND_FLAG_SECONDS = 5
 RETRY_QUEUED_KEY = "webhooks:retry-queued"
 
 
@@ -77,12 +79,12 @@ def _once(key: str, seconds: float) -> bool:
 
 
 def send_prompt() -> None:
-    """Enqueue one ``webhooks.send`` unless one is queued and not started yet: a burst of
-    events makes one sender run, not one per event (the sweep covers a lost message)."""
+    """Enqueue ``webhooks.send``, debounced (``core.debounce``): a burst of events makes one
+    sender run, not one per event; a swallowed prompt schedules a trailing run, and the sweep
+    covers a lost message."""
     from billing.webhooks.tasks import send_deliveries  # tasks import this module
 
-    if _once(SEND_QUEUED_KEY, 5):
-        send_deliveries.delay()
+    debounce_prompt(key=SEND_QUEUED_KEY, task=send_deliveries, window=SEND_FLAG_SECONDS)
 
 
 def _send_after_commit() -> None:
@@ -290,10 +292,7 @@ class Sender:
         return endpoints, self.bodies
 
     def run(self) -> int:
-        try:
-            cache.delete(SEND_QUEUED_KEY)  # deliveries committed from now on prompt a new run
-        except Exception:
-            logger.warning("webhook sender: the cache is unavailable", exc_info=True)
+        debounce_started(key=SEND_QUEUED_KEY)  # deliveries committed from now on prompt a new run
         deadline = time.monotonic() + self.budget
         more = False
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="webhook-sender") as pool:
