@@ -1,6 +1,7 @@
 """The pieces of ``manage.py bench_webhooks``: the receiver and worker processes it starts,
 the raw-POST floor, and the latency arithmetic."""
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import requests
 from django.conf import settings
 from django.db import connection
@@ -196,6 +198,38 @@ def raw_post_floor(*, url: str, secret: str, body: bytes, count: int, threads: i
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(post_many, shares))
     return count / (time.perf_counter() - started)
+
+
+def async_post_floor(*, url: str, secret: str, body: bytes, count: int, concurrency: int) -> float:
+    """Signed POSTs per second the receiver absorbs from one process with aiohttp, the
+    sender's own client, ``concurrency`` in flight on kept-alive connections and nothing
+    else to do (no database, no claims): the ceiling of one sender process on this machine."""
+    hook = Webhook(secret)
+    text = body.decode()
+
+    async def post_many(session: aiohttp.ClientSession, n: int, worker: int) -> None:
+        for i in range(n):
+            stamp = datetime.now(UTC)
+            msg_id = f"msg_floor_{worker}_{i}"
+            headers = {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(stamp.timestamp())),
+                "webhook-signature": hook.sign(msg_id, stamp, text),
+                "content-type": "application/json",
+            }
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+    async def run() -> float:
+        shares = [count // concurrency + (1 if i < count % concurrency else 0) for i in range(concurrency)]
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+            started = time.perf_counter()
+            await asyncio.gather(*(post_many(session, n, i) for i, n in enumerate(shares)))
+            return count / (time.perf_counter() - started)
+
+    return asyncio.run(run())
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ Starts a local receiver (``billing.webhooks.bench_receiver``, its own process, c
 sample of signatures) and real Celery worker processes on a queue of their own, creates a
 throwaway organization with customers and endpoints on the receiver, then:
 
-1. floor: signed POSTs per second one process with ``requests`` gets through to the receiver;
+1. floor: signed POSTs per second one process gets through to the receiver with aiohttp (the
+   sender's client, as many in flight as the sender may have, nothing else to do: no claims,
+   no database), then with ``requests`` from threads (the client the sender used before);
 2. burst: ``--events`` ``customer.updated`` events recorded through ``events_record_bulk``
    (``--batch`` per transaction), timed from the first commit to the last arrival:
    deliveries per second;
@@ -21,6 +23,7 @@ import json
 import time
 import uuid
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
@@ -32,6 +35,7 @@ from billing.webhooks.bench import (
     Latencies,
     ReceiverProcess,
     WorkerProcesses,
+    async_post_floor,
     duplicates,
     free_port,
     latencies,
@@ -64,7 +68,13 @@ class Command(BaseCommand):
         parser.add_argument("--pool", default="solo", help="the workers' pool: solo, prefork, threads")
         parser.add_argument("--concurrency", type=int, default=1, help="per worker (prefork, threads)")
         parser.add_argument("--floor", type=int, default=5000, help="raw POSTs for the floor (0: skip)")
-        parser.add_argument("--floor-threads", type=int, default=32)
+        parser.add_argument("--floor-threads", type=int, default=32, help="threads of the requests floor")
+        parser.add_argument(
+            "--floor-concurrency",
+            type=int,
+            default=0,
+            help="in flight for the aiohttp floor (0: what the sender may have, endpoints x the endpoint cap)",
+        )
         parser.add_argument("--timeout", type=float, default=120, help="seconds without progress to give up")
         parser.add_argument(
             "--worker-include", action="append", default=[], help="extra modules the workers import"
@@ -143,6 +153,22 @@ class Command(BaseCommand):
 
     def _floor(self, receiver, secret) -> None:
         body = self._sample_body()
+        concurrency = self.opts["floor_concurrency"] or min(
+            settings.RECUR_WEBHOOK_SENDER_CONCURRENCY,
+            settings.RECUR_WEBHOOK_ENDPOINT_CONCURRENCY * self.opts["endpoints"],
+        )
+        rate = async_post_floor(
+            url=receiver.url("floor"),
+            secret=secret,
+            body=body,
+            count=self.opts["floor"],
+            concurrency=concurrency,
+        )
+        self.stdout.write(
+            f"floor: {rate:,.0f} signed POSTs/s from one process (aiohttp as the sender, {concurrency} in flight, "
+            f"no database; {len(body)}-byte body)"
+        )
+        receiver.reset()
         rate = raw_post_floor(
             url=receiver.url("floor"),
             secret=secret,
@@ -151,8 +177,8 @@ class Command(BaseCommand):
             threads=self.opts["floor_threads"],
         )
         self.stdout.write(
-            f"floor: {rate:,.0f} signed POSTs/s from one process "
-            f"(requests, {self.opts['floor_threads']} threads, {len(body)}-byte body)"
+            f"floor (the former sender's client): {rate:,.0f} signed POSTs/s from one process "
+            f"(requests, {self.opts['floor_threads']} threads)"
         )
         receiver.reset()
 
