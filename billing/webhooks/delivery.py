@@ -15,6 +15,7 @@
 import asyncio
 import json
 import logging
+import os
 import queue
 import random
 import threading
@@ -53,6 +54,7 @@ MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 PROMPT_RETRIES_WITHIN = timedelta(minutes=2)  # sooner retries get a delayed task, not the sweep
 BATCH_WINDOW = 0.02  # seconds a sender waits for more answers to record them in one transaction
 OPEN = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED)
+RECORDER_IDLE_SECONDS = 2  # a recorder idle this long closes its database connection
 
 
 def _setting(name: str, default):
@@ -174,6 +176,7 @@ def webhook_deliveries_create_many(*, events: list[Event]) -> int:
 
 # --- claiming -------------------------------------------------------------------------------
 
+NO_JIT = "SET LOCAL jit = off;\n"
 CLAIM_SQL = """
 WITH busy(endpoint_id, n) AS (SELECT * FROM unnest(%(busy_ids)s::uuid[], %(busy_counts)s::int[])),
 due_endpoints AS (
@@ -262,10 +265,10 @@ def deliveries_claim(
     lease = now + timedelta(seconds=_setting("RECUR_WEBHOOK_CLAIM_LEASE_SECONDS", 120))
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner's cost of the per-row probes passes jit_above_cost, and compiling the
-        # plan took longer (50-70 ms) than running it; a claim is a few index probes.
-        cursor.execute("SET LOCAL jit = off")
+        # plan took longer (50-70 ms) than running it; a claim is a few index probes. Sent
+        # with the claim in one round trip (client-side binding), planned after it runs.
         cursor.execute(
-            CLAIM_SQL,
+            NO_JIT + CLAIM_SQL,
             {
                 "busy_ids": [str(k) for k in busy],
                 "busy_counts": list(busy.values()),
@@ -275,6 +278,7 @@ def deliveries_claim(
                 "per_endpoint": per_endpoint or _setting("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", 16),
             },
         )
+        cursor.nextset()
         rows = cursor.fetchall()
     claims = [
         Claim(
@@ -310,70 +314,82 @@ class Body:
 class Recorder:
     """Records outcomes on a thread (and database connection) of its own, so recording one
     batch overlaps claiming and sending the next instead of taking turns with them; it takes
-    whatever has arrived since its last statement. Inside a caller's transaction (tests that
-    wrap each in one) it records inline, on the caller's connection, which alone sees the rows."""
+    whatever has arrived since its last statement. One per process, kept between sender runs
+    (a run of one delivery pays no thread or connection setup). Inside a caller's transaction
+    (tests that wrap each in one) the sender records inline instead, on the caller's
+    connection, which alone sees the rows."""
 
     def __init__(self):
-        self.inline = connection.in_atomic_block
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.unrecorded = 0
         self.idle = threading.Condition()
-        if not self.inline:
-            self.thread = threading.Thread(target=self._run, name="webhook-recorder", daemon=True)
-            self.thread.start()
+        self.thread = threading.Thread(target=self._run, name="webhook-recorder", daemon=True)
+        self.thread.start()
 
     def put(self, outcomes: list[Outcome]) -> None:
-        if self.inline:
-            attempts_record(outcomes=outcomes)
-            return
-        if self.error is not None:
-            raise self.error
         with self.idle:
             self.unrecorded += len(outcomes)
         self.queue.put(outcomes)
 
     def flush(self) -> None:
-        """Wait until everything handed over is recorded (before a claim that must see it)."""
+        """Wait until everything handed over is recorded; raise what recording raised (its
+        deliveries' leases bring them back to the sweep)."""
         with self.idle:
-            self.idle.wait_for(lambda: not self.unrecorded or self.error is not None)
-        if self.error is not None:
-            raise self.error
-
-    def close(self) -> None:
-        if not self.inline:
-            self.queue.put(None)
-            self.thread.join()
-            if self.error is not None:
-                raise self.error
+            self.idle.wait_for(lambda: not self.unrecorded)
+            error, self.error = self.error, None
+        if error is not None:
+            raise error
 
     def _run(self) -> None:
-        try:
-            stop = False
-            while not stop:
-                item = self.queue.get()
-                if item is None:
+        while True:
+            try:
+                batch = list(self.queue.get(timeout=RECORDER_IDLE_SECONDS))
+            except queue.Empty:
+                connection.close()  # idle: hold no database connection (reopened on next use)
+                continue
+            while True:  # and whatever else is waiting: one statement for all of it
+                try:
+                    batch.extend(self.queue.get_nowait())
+                except queue.Empty:
                     break
-                batch = list(item)
-                while True:  # and whatever else is waiting: one statement for all of it
-                    try:
-                        item = self.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stop = True
-                        break
-                    batch.extend(item)
+            try:
+                connection.close_if_unusable_or_obsolete()
                 attempts_record(outcomes=batch)
+            except Exception as exc:
+                logger.exception("webhook recorder: %s answers not recorded", len(batch))
+                connection.close()  # the next batch starts on a fresh connection
                 with self.idle:
-                    self.unrecorded -= len(batch)
-                    self.idle.notify_all()
-        except BaseException as exc:  # the sender raises it; the leases bring the rows back
-            self.error = exc
+                    self.error = exc
             with self.idle:
+                self.unrecorded -= len(batch)
                 self.idle.notify_all()
-        finally:
-            connection.close()  # this thread's own connection
+
+
+class InlineRecorder:
+    """Records on the caller's connection, in its transaction."""
+
+    unrecorded = 0
+
+    def put(self, outcomes: list[Outcome]) -> None:
+        attempts_record(outcomes=outcomes)
+
+    def flush(self) -> None:
+        return None
+
+
+_recorder: tuple[int, Recorder] | None = None
+_recorder_lock = threading.Lock()
+
+
+def _recorder_for_this_process() -> Recorder | InlineRecorder:
+    global _recorder
+    if connection.in_atomic_block:
+        return InlineRecorder()
+    with _recorder_lock:
+        if _recorder is None or _recorder[0] != os.getpid():
+            _recorder = (os.getpid(), Recorder())
+        return _recorder[1]
 
 
 class Sender:
@@ -457,9 +473,9 @@ class Sender:
     def run(self) -> int:
         debounce_started(key=SEND_QUEUED_KEY)  # deliveries committed from now on prompt a new run
         engine = transport.transport()
-        recorder = Recorder()
+        recorder = _recorder_for_this_process()
         # Off-thread recording needs no gathering window: the recorder batches what waits.
-        window = BATCH_WINDOW if recorder.inline else 0.0
+        window = BATCH_WINDOW if isinstance(recorder, InlineRecorder) else 0.0
         deadline = time.monotonic() + self.budget
         more, refill_at = False, 0
         try:
@@ -486,7 +502,7 @@ class Sender:
                     recorder.put(outcomes)
                     self.sent += len(outcomes)
         finally:
-            recorder.close()
+            recorder.flush()  # a run ends with its answers stored
         if more:
             send_prompt()
         return self.sent
@@ -576,9 +592,8 @@ def attempts_record(*, outcomes: list[Outcome]) -> None:
         last_by_endpoint[claim.endpoint_id] = (result.ok, outcome.started_at)
     failed = {e: at for e, (ok, at) in last_by_endpoint.items() if not ok}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")  # as for the claim: compiling costs more than running
-        cursor.execute(
-            RECORD_SQL,
+        cursor.execute(  # without JIT, as the claim: compiling costs more than running
+            NO_JIT + RECORD_SQL,
             {
                 **columns,
                 "succeeded": [str(e) for e, (ok, _) in last_by_endpoint.items() if ok],
