@@ -90,7 +90,18 @@ class ReceiverProcess:
 class WorkerProcesses:
     """Real Celery workers on a queue of their own, against this process's database."""
 
-    def __init__(self, *, count: int, pool: str, concurrency: int, queue: str, include: list[str]):
+    def __init__(
+        self,
+        *,
+        count: int,
+        pool: str,
+        concurrency: int,
+        queue: str,
+        include: list[str],
+        send_workers: int = 0,
+    ):
+        """``send_workers`` of the ``count`` read only the sender's queue and the others only the
+        main one, as a deployment with ``RECUR_WEBHOOK_QUEUE`` runs them (0: all read both)."""
         self.dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
         db = connection.settings_dict
         password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
@@ -125,7 +136,7 @@ class WorkerProcesses:
                     "--concurrency",
                     str(concurrency),
                     "--queues",
-                    f"{queue},{queue}-send",
+                    self._queues(i, count, send_workers, queue),
                     "--hostname",
                     f"bench{i}-{queue}@%h",
                     "--without-mingle",
@@ -143,6 +154,12 @@ class WorkerProcesses:
             )
             for i, log in enumerate(self.logs)
         ]
+
+    @staticmethod
+    def _queues(i: int, count: int, send_workers: int, queue: str) -> str:
+        if not 0 < send_workers < count:
+            return f"{queue},{queue}-send"
+        return f"{queue}-send" if i >= count - send_workers else queue
 
     def check_alive(self) -> None:
         for process, log in zip(self.processes, self.logs, strict=True):

@@ -65,6 +65,13 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, default=100, help="steady events per second")
         parser.add_argument("--seconds", type=float, default=30, help="length of the steady phase")
         parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+        parser.add_argument(
+            "--send-workers",
+            type=int,
+            default=1,
+            help="of the workers, how many read only the sender's queue (as with RECUR_WEBHOOK_QUEUE); "
+            "0 or all: every worker reads both",
+        )
         parser.add_argument("--pool", default="solo", help="the workers' pool: solo, prefork, threads")
         parser.add_argument("--concurrency", type=int, default=1, help="per worker (prefork, threads)")
         parser.add_argument("--floor", type=int, default=5000, help="raw POSTs for the floor (0: skip)")
@@ -113,6 +120,7 @@ class Command(BaseCommand):
                 concurrency=opts["concurrency"],
                 queue=queue,
                 include=opts["worker_include"],
+                send_workers=opts["send_workers"],
             )
             self._report_header()
             self._warm_up(receiver, workers, customers[0], names)
@@ -243,9 +251,15 @@ class Command(BaseCommand):
     def _report_header(self) -> None:
         o = self.opts
         self.stdout.write(
-            f"bench_webhooks: {o['workers']} worker process(es), pool {o['pool']} x {o['concurrency']}, "
+            f"bench_webhooks: {o['workers']} worker process(es) ({self._split()}), pool {o['pool']} x {o['concurrency']}, "
             f"{o['endpoints']} endpoints, {o['customers']:,} customers"
         )
+
+    def _split(self) -> str:
+        workers, send = self.opts["workers"], self.opts["send_workers"]
+        if not 0 < send < workers:
+            return "each on both queues"
+        return f"{workers - send} on events, {send} on the sender's queue"
 
     def _latency_line(self, label: str, values: Latencies) -> None:
         self.stdout.write(
