@@ -3,13 +3,13 @@
 - The ``webhooks`` consumer of the outbox writes the deliveries of an event (database only)
   and, after commit, enqueues ``webhooks.send``.
 - A sender claims due, eligible deliveries with ``FOR UPDATE SKIP LOCKED`` and leases them by
-  moving ``next_attempt_at`` ahead; it POSTs them from a thread pool and records the attempts
-  in bulk. A killed sender's leases run out and the sweep sends those deliveries again (at least
-  once, with the same ``webhook-id``).
+  moving ``next_attempt_at`` ahead; the transport's asyncio loop POSTs them (``transport``) and
+  a recorder thread stores the attempts in bulk. A killed sender's leases run out and the sweep
+  sends those deliveries again (at least once, with the same ``webhook-id``).
 - Order: a delivery is eligible only when no earlier delivery of the same object to the same
   endpoint is still open (pending or failed), so one object's events arrive in order while other
-  objects, and other endpoints, flow. A claim takes at most ``RECUR_WEBHOOK_ENDPOINT_CONCURRENCY``
-  in-flight deliveries per endpoint, so a slow endpoint holds a few threads, never the pool.
+  objects, and other endpoints, flow. At most ``RECUR_WEBHOOK_ENDPOINT_CONCURRENCY`` requests
+  per endpoint are in flight at once, so a slow endpoint holds a few slots, never the sender.
 """
 
 import asyncio
