@@ -259,12 +259,12 @@ RECUR_EVENT_MAX_ATTEMPTS = env.int("RECUR_EVENT_MAX_ATTEMPTS", default=8)
 # A Stripe payment still pending, requiring action or processing this many minutes after it
 # was created is asked about at the processor (billing.payments.settlement), webhooks or not.
 RECUR_PAYMENT_SETTLE_AFTER_MINUTES = env.int("RECUR_PAYMENT_SETTLE_AFTER_MINUTES", default=5)
-# Outgoing webhooks (billing/webhooks): per-request timeout, sender threads per worker process,
+# Outgoing webhooks (billing/webhooks): per-request timeout, requests in flight per sender,
 # at most this many requests in flight to one endpoint, how long a claimed delivery stays
 # leased before a sweep may send it again, and whether http and private addresses are allowed
 # (development only: production requires https URLs resolving to public addresses).
 RECUR_WEBHOOK_TIMEOUT_SECONDS = env.float("RECUR_WEBHOOK_TIMEOUT_SECONDS", default=10)
-RECUR_WEBHOOK_SENDER_THREADS = env.int("RECUR_WEBHOOK_SENDER_THREADS", default=32)
+RECUR_WEBHOOK_SENDER_CONCURRENCY = env.int("RECUR_WEBHOOK_SENDER_CONCURRENCY", default=128)
 RECUR_WEBHOOK_ENDPOINT_CONCURRENCY = env.int("RECUR_WEBHOOK_ENDPOINT_CONCURRENCY", default=16)
 RECUR_WEBHOOK_CLAIM_LEASE_SECONDS = env.int("RECUR_WEBHOOK_CLAIM_LEASE_SECONDS", default=120)
 RECUR_WEBHOOK_SENDER_BUDGET_SECONDS = env.float("RECUR_WEBHOOK_SENDER_BUDGET_SECONDS", default=30)

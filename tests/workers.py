@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 from config.celery import app
@@ -30,6 +31,9 @@ def worker_env(**extra: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}",
         "CELERY_BROKER_URL": TEST_BROKER_URL,
+        # the tests' cache: debounce flags this process sets are the ones the worker clears
+        "CACHE_URL": settings.CACHES["default"]["LOCATION"],
+        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", ""),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         **extra,
     }

@@ -1,6 +1,7 @@
 """The pieces of ``manage.py bench_webhooks``: the receiver and worker processes it starts,
 the raw-POST floor, and the latency arithmetic."""
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import requests
 from django.conf import settings
 from django.db import connection
@@ -88,7 +90,18 @@ class ReceiverProcess:
 class WorkerProcesses:
     """Real Celery workers on a queue of their own, against this process's database."""
 
-    def __init__(self, *, count: int, pool: str, concurrency: int, queue: str, include: list[str]):
+    def __init__(
+        self,
+        *,
+        count: int,
+        pool: str,
+        concurrency: int,
+        queue: str,
+        include: list[str],
+        send_workers: int = 0,
+    ):
+        """``send_workers`` of the ``count`` read only the sender's queue and the others only the
+        main one, as a deployment with ``RECUR_WEBHOOK_QUEUE`` runs them (0: all read both)."""
         self.dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
         db = connection.settings_dict
         password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
@@ -99,6 +112,9 @@ class WorkerProcesses:
                 f"postgres://{db['USER']}{password}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
             ),
             "CELERY_BROKER_URL": str(celery_app.conf.broker_url),
+            # this process's cache: the dispatcher and sender clear the debounce flags that
+            # this process sets (under pytest that is the tests' Redis database, not REDIS_DB)
+            **cache_env(),
             "CELERY_TASK_DEFAULT_QUEUE": queue,
             # the sender and sweep on a queue of their own, as in production: a backlog of
             # sends never holds back the next events' dispatch
@@ -120,7 +136,7 @@ class WorkerProcesses:
                     "--concurrency",
                     str(concurrency),
                     "--queues",
-                    f"{queue},{queue}-send",
+                    self._queues(i, count, send_workers, queue),
                     "--hostname",
                     f"bench{i}-{queue}@%h",
                     "--without-mingle",
@@ -139,6 +155,12 @@ class WorkerProcesses:
             for i, log in enumerate(self.logs)
         ]
 
+    @staticmethod
+    def _queues(i: int, count: int, send_workers: int, queue: str) -> str:
+        if not 0 < send_workers < count:
+            return f"{queue},{queue}-send"
+        return f"{queue}-send" if i >= count - send_workers else queue
+
     def check_alive(self) -> None:
         for process, log in zip(self.processes, self.logs, strict=True):
             if process.poll() is not None:
@@ -151,6 +173,12 @@ class WorkerProcesses:
         for process in self.processes:
             _stop(process)
         self.dir.cleanup()
+
+
+def cache_env() -> dict[str, str]:
+    """The environment that gives a child process this process's default cache."""
+    default = settings.CACHES["default"]
+    return {"CACHE_URL": str(default["LOCATION"]), "CACHE_KEY_PREFIX": default.get("KEY_PREFIX", "")}
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -187,6 +215,38 @@ def raw_post_floor(*, url: str, secret: str, body: bytes, count: int, threads: i
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(post_many, shares))
     return count / (time.perf_counter() - started)
+
+
+def async_post_floor(*, url: str, secret: str, body: bytes, count: int, concurrency: int) -> float:
+    """Signed POSTs per second the receiver absorbs from one process with aiohttp, the
+    sender's own client, ``concurrency`` in flight on kept-alive connections and nothing
+    else to do (no database, no claims): the ceiling of one sender process on this machine."""
+    hook = Webhook(secret)
+    text = body.decode()
+
+    async def post_many(session: aiohttp.ClientSession, n: int, worker: int) -> None:
+        for i in range(n):
+            stamp = datetime.now(UTC)
+            msg_id = f"msg_floor_{worker}_{i}"
+            headers = {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(stamp.timestamp())),
+                "webhook-signature": hook.sign(msg_id, stamp, text),
+                "content-type": "application/json",
+            }
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+    async def run() -> float:
+        shares = [count // concurrency + (1 if i < count % concurrency else 0) for i in range(concurrency)]
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+            started = time.perf_counter()
+            await asyncio.gather(*(post_many(session, n, i) for i, n in enumerate(shares)))
+            return count / (time.perf_counter() - started)
+
+    return asyncio.run(run())
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,5 @@
 """Record domain events with the change that caused them, and run their consumers."""
 
-import contextlib
 import json
 import logging
 import random
@@ -9,12 +8,12 @@ import traceback
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 
 from core import clock
 from core.audit import audit_record
+from core.debounce import debounce_prompt, debounce_started
 from core.errors import InvalidInput
 from core.events.models import Event, EventHandling
 from core.events.registry import REGISTRY, event_type, kind_of
@@ -48,18 +47,14 @@ def _dispatch_after_commit(ids: list[int]) -> None:
 
 
 def dispatch_prompt() -> None:
-    """Enqueue one dispatcher unless one is queued and not started yet: a dispatcher takes
-    every undispatched event when it starts, so a hundred commits a second make a few tasks
-    of many events each, not a hundred tasks of one. The flag lives a few seconds, so a lost
-    message delays events by that much at most; the sweeper covers the rest."""
+    """Enqueue the dispatcher, debounced (``core.debounce``): it takes every undispatched
+    event when it starts, so a hundred commits a second make a few tasks of many events
+    each, not a hundred tasks of one. A prompt the flag swallows schedules a trailing run, so
+    a flag left behind (a lost message, a dispatcher that cleared it in another cache) delays
+    events by one window at most; the sweeper still covers lost messages."""
     from core.events.tasks import dispatch_events  # tasks import this module
 
-    try:
-        queued = not cache.add(DISPATCH_QUEUED_KEY, 1, timeout=DISPATCH_FLAG_SECONDS)
-    except Exception:  # no cache: a task too many is harmless
-        queued = False
-    if not queued:
-        dispatch_events.delay(None)
+    debounce_prompt(key=DISPATCH_QUEUED_KEY, task=dispatch_events, window=DISPATCH_FLAG_SECONDS)
 
 
 def event_record(*, type: str, obj: models.Model, organization=None, data: dict | None = None) -> Event:
@@ -340,8 +335,7 @@ def events_process(*, event_ids: Sequence[int] | None) -> int:
     then hands over to a fresh task."""
     if event_ids is not None:
         return _run_handlings(events_dispatch(event_ids=event_ids))
-    with contextlib.suppress(Exception):
-        cache.delete(DISPATCH_QUEUED_KEY)  # events committed from now on prompt a new dispatcher
+    debounce_started(key=DISPATCH_QUEUED_KEY)  # events committed from now on prompt a new dispatcher
     ran, started = 0, time.monotonic()
     while True:
         claimed, handling_ids = _dispatch(None)

@@ -173,7 +173,7 @@ def test_one_objects_events_wait_for_its_retry_while_other_objects_flow(
 def test_a_failing_endpoint_does_not_hold_back_another(org, receiver, events_registry, settings, note):
     settings.RECUR_WEBHOOK_TIMEOUT_SECONDS = 1
     settings.RECUR_WEBHOOK_ENDPOINT_CONCURRENCY = 2
-    settings.RECUR_WEBHOOK_SENDER_THREADS = 4
+    settings.RECUR_WEBHOOK_SENDER_CONCURRENCY = 4
     slow, _ = _endpoint(org, receiver.plan("/slow", *[("hang", 3)] * 10))
     fast, fast_secret = _endpoint(org, receiver.plan("/fast"))
     WebhookEndpoint.objects.update(enabled=False)  # queue the deliveries first, then send at once
@@ -189,8 +189,8 @@ def test_a_failing_endpoint_does_not_hold_back_another(org, receiver, events_reg
     delivery.webhook_deliveries_send()
     assert len(receiver.at("/fast")) == 6 and len(receiver.at("/slow")) == 6
     fast_times = [r.at for r in receiver.at("/fast")]
-    # Two of four threads wait on the slow endpoint's timeouts (1 s each, 3 rounds); the fast
-    # endpoint's six went out through the other two at once.
+    # Two of four requests in flight wait on the slow endpoint's timeouts (1 s each, 3 rounds);
+    # the fast endpoint's six went out through the other two at once.
     assert max(fast_times) - started < 0.9
     assert WebhookDelivery.objects.filter(endpoint=fast, status="delivered").count() == 6
     assert WebhookDelivery.objects.filter(endpoint=slow, status="failed").count() == 6

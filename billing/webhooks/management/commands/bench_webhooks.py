@@ -6,7 +6,9 @@ Starts a local receiver (``billing.webhooks.bench_receiver``, its own process, c
 sample of signatures) and real Celery worker processes on a queue of their own, creates a
 throwaway organization with customers and endpoints on the receiver, then:
 
-1. floor: signed POSTs per second one process with ``requests`` gets through to the receiver;
+1. floor: signed POSTs per second one process gets through to the receiver with aiohttp (the
+   sender's client, as many in flight as the sender may have, nothing else to do: no claims,
+   no database), then with ``requests`` from threads (the client the sender used before);
 2. burst: ``--events`` ``customer.updated`` events recorded through ``events_record_bulk``
    (``--batch`` per transaction), timed from the first commit to the last arrival:
    deliveries per second;
@@ -21,6 +23,7 @@ import json
 import time
 import uuid
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
@@ -32,6 +35,7 @@ from billing.webhooks.bench import (
     Latencies,
     ReceiverProcess,
     WorkerProcesses,
+    async_post_floor,
     duplicates,
     free_port,
     latencies,
@@ -61,10 +65,23 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, default=100, help="steady events per second")
         parser.add_argument("--seconds", type=float, default=30, help="length of the steady phase")
         parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+        parser.add_argument(
+            "--send-workers",
+            type=int,
+            default=1,
+            help="of the workers, how many read only the sender's queue (as with RECUR_WEBHOOK_QUEUE); "
+            "0 or all: every worker reads both",
+        )
         parser.add_argument("--pool", default="solo", help="the workers' pool: solo, prefork, threads")
         parser.add_argument("--concurrency", type=int, default=1, help="per worker (prefork, threads)")
         parser.add_argument("--floor", type=int, default=5000, help="raw POSTs for the floor (0: skip)")
-        parser.add_argument("--floor-threads", type=int, default=32)
+        parser.add_argument("--floor-threads", type=int, default=32, help="threads of the requests floor")
+        parser.add_argument(
+            "--floor-concurrency",
+            type=int,
+            default=0,
+            help="in flight for the aiohttp floor (0: what the sender may have, endpoints x the endpoint cap)",
+        )
         parser.add_argument("--timeout", type=float, default=120, help="seconds without progress to give up")
         parser.add_argument(
             "--worker-include", action="append", default=[], help="extra modules the workers import"
@@ -103,6 +120,7 @@ class Command(BaseCommand):
                 concurrency=opts["concurrency"],
                 queue=queue,
                 include=opts["worker_include"],
+                send_workers=opts["send_workers"],
             )
             self._report_header()
             self._warm_up(receiver, workers, customers[0], names)
@@ -143,6 +161,22 @@ class Command(BaseCommand):
 
     def _floor(self, receiver, secret) -> None:
         body = self._sample_body()
+        concurrency = self.opts["floor_concurrency"] or min(
+            settings.RECUR_WEBHOOK_SENDER_CONCURRENCY,
+            settings.RECUR_WEBHOOK_ENDPOINT_CONCURRENCY * self.opts["endpoints"],
+        )
+        rate = async_post_floor(
+            url=receiver.url("floor"),
+            secret=secret,
+            body=body,
+            count=self.opts["floor"],
+            concurrency=concurrency,
+        )
+        self.stdout.write(
+            f"floor: {rate:,.0f} signed POSTs/s from one process (aiohttp as the sender, {concurrency} in flight, "
+            f"no database; {len(body)}-byte body)"
+        )
+        receiver.reset()
         rate = raw_post_floor(
             url=receiver.url("floor"),
             secret=secret,
@@ -151,8 +185,8 @@ class Command(BaseCommand):
             threads=self.opts["floor_threads"],
         )
         self.stdout.write(
-            f"floor: {rate:,.0f} signed POSTs/s from one process "
-            f"(requests, {self.opts['floor_threads']} threads, {len(body)}-byte body)"
+            f"floor (the former sender's client): {rate:,.0f} signed POSTs/s from one process "
+            f"(requests, {self.opts['floor_threads']} threads)"
         )
         receiver.reset()
 
@@ -217,9 +251,15 @@ class Command(BaseCommand):
     def _report_header(self) -> None:
         o = self.opts
         self.stdout.write(
-            f"bench_webhooks: {o['workers']} worker process(es), pool {o['pool']} x {o['concurrency']}, "
+            f"bench_webhooks: {o['workers']} worker process(es) ({self._split()}), pool {o['pool']} x {o['concurrency']}, "
             f"{o['endpoints']} endpoints, {o['customers']:,} customers"
         )
+
+    def _split(self) -> str:
+        workers, send = self.opts["workers"], self.opts["send_workers"]
+        if not 0 < send < workers:
+            return "each on both queues"
+        return f"{workers - send} on events, {send} on the sender's queue"
 
     def _latency_line(self, label: str, values: Latencies) -> None:
         self.stdout.write(
