@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import CustomerViewSet, OrganizationView
+from benefits.api import BenefitGrantViewSet, BenefitTypeListView, BenefitViewSet, ProductBenefitsView
 from billing.catalog.api import DiscountViewSet, ProductViewSet
 from billing.checkout.api import CheckoutClientViewSet, CheckoutViewSet
 from billing.disputes.api import DisputeViewSet
@@ -31,10 +32,14 @@ router.register("ledger/transactions", LedgerTransactionViewSet, basename="ledge
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("events", EventViewSet, basename="event")
+router.register("benefits", BenefitViewSet, basename="benefit")
+router.register("benefit-grants", BenefitGrantViewSet, basename="benefit-grant")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),
     path("balance", BalanceView.as_view(), name="balance"),
+    re_path(r"^benefit-types/?$", BenefitTypeListView.as_view(), name="benefit-types"),
+    re_path(r"^products/(?P<pk>[^/]+)/benefits/?$", ProductBenefitsView.as_view(), name="product-benefits"),
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[], throttle_classes=[]),

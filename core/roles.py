@@ -31,6 +31,7 @@ VIEW_APPS: tuple[str, ...] = (
     "ledger",
     "events",
     "webhooks",
+    "benefits",
 )
 
 # Apps an admin may do everything in.
@@ -48,6 +49,7 @@ ADMIN_APPS: tuple[str, ...] = (
     "ledger",
     "events",
     "webhooks",
+    "benefits",
 )
 
 
@@ -67,6 +69,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "subscriptions.change_subscription",
         "orders.change_order",  # retry an unpaid order's payment
         "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
+        "benefits.change_benefitgrant",  # grant, revoke or retry a customer's grant
     ),
     "finance": (
         *_view_all(),
@@ -89,6 +92,10 @@ ROLES: dict[str, tuple[str, ...]] = {
         "ledger.adjust_balance",
         "events.change_eventhandling",  # retry a consumer that failed on an event
         "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
+        # benefits: create and change them, set a product's, act on grants (deleting stays with admins)
+        "benefits.add_benefit",
+        "benefits.change_benefit",
+        "benefits.change_benefitgrant",
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }

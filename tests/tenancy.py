@@ -236,3 +236,35 @@ def seed_events(organization) -> None:
 
 
 SEEDERS.append(seed_events)
+
+
+def seed_benefits(organization) -> None:
+    """A benefit on a product, a deleted one, and grants of it through a subscription (the
+    engine's work run by hand: the walk's database fixture never commits)."""
+    from benefits import grants
+    from benefits import services as benefit_services
+    from benefits.models import BenefitGrant
+    from billing.catalog.models import Product
+    from billing.subscriptions.models import Subscription
+
+    flag = benefit_services.benefit_create(
+        organization=organization,
+        type="feature_flag",
+        description="Tenancy flag",
+        properties={"key": "tenancy"},
+    )
+    benefit_services.benefit_create(organization=organization, type="custom", description="Tenancy note")
+    gone = benefit_services.benefit_create(
+        organization=organization, type="custom", description="Tenancy gone"
+    )
+    benefit_services.benefit_delete(benefit=gone)
+    subscription = Subscription.objects.filter(organization=organization).first()
+    product = Product.objects.get(pk=subscription.product_id) if subscription else Product.objects.first()
+    benefit_services.product_benefits_set(product=product, benefits=[flag])
+    if subscription is not None:
+        grants.grants_reconcile(subscription=subscription, reason="tenancy")
+        for grant in BenefitGrant.objects.filter(subscription=subscription):
+            grants.grant_process(grant_id=grant.pk)
+
+
+SEEDERS.append(seed_benefits)
