@@ -70,7 +70,7 @@ def _form_field(field: serializers.Field) -> forms.Field:
     if isinstance(field, serializers.ChoiceField):
         return forms.ChoiceField(choices=[("", "—"), *field.choices.items()], **options)
     if isinstance(field, serializers.CharField):
-        long = field.max_length is None or field.max_length > 500
+        long = (field.max_length or 0) > 500
         widget = forms.Textarea(attrs={"rows": 3}) if long else None
         return forms.CharField(max_length=field.max_length, widget=widget, strip=False, **options)
     return forms.JSONField(**{**options, "required": options["required"]})
@@ -533,7 +533,7 @@ class BenefitGrantAdmin(ModalActionsMixin, CustomerEmailSearchMixin, ReadOnlyAdm
     @admin.action(description="Retry the selected failed grants", permissions=["retry"])
     def retry_selected(self, request, queryset):
         retried = skipped = 0
-        for grant in queryset.filter(errored_at__isnull=False).only("pk"):
+        for grant in queryset.filter(errored_at__isnull=False):
             try:
                 services.benefit_grant_retry(grant=grant, actor=request.user)
                 retried += 1
