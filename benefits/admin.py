@@ -73,7 +73,9 @@ def _form_field(field: serializers.Field) -> forms.Field:
         long = (field.max_length or 0) > 500
         widget = forms.Textarea(attrs={"rows": 3}) if long else None
         return forms.CharField(max_length=field.max_length, widget=widget, strip=False, **options)
-    return forms.JSONField(**{**options, "required": options["required"]})
+    if field.default is not serializers.empty:  # a JSON box shows the default, not "null"
+        options["initial"] = field.default() if callable(field.default) else field.default
+    return forms.JSONField(widget=forms.Textarea(attrs={"rows": 3}), **options)
 
 
 def properties_fields(type_name: str) -> dict[str, forms.Field]:
@@ -107,7 +109,11 @@ class BenefitForm(forms.ModelForm):
                 self.initial.setdefault(f"{PROPERTY_PREFIX}{name}", value)
         if "metadata" in self.fields:
             self.fields["metadata"].required = False
-            self.fields["metadata"].help_text = 'A JSON object of your own keys, e.g. {"tier": "pro"}.'
+            self.fields["metadata"].label = "Your metadata"
+            self.fields["metadata"].widget.attrs["rows"] = 3
+            self.fields[
+                "metadata"
+            ].help_text = 'A JSON object of your own keys, e.g. {"tier": "pro"}; never shown to customers.'
 
     def properties(self) -> dict:
         data = {}

@@ -247,6 +247,11 @@ def seed_benefits(organization) -> None:
     from billing.catalog.models import Product
     from billing.subscriptions.models import Subscription
 
+    # The deleted one first: lists and the walks take the newest row as the sample.
+    gone = benefit_services.benefit_create(
+        organization=organization, type="custom", description="Tenancy gone"
+    )
+    benefit_services.benefit_delete(benefit=gone)
     flag = benefit_services.benefit_create(
         organization=organization,
         type="feature_flag",
@@ -254,13 +259,10 @@ def seed_benefits(organization) -> None:
         properties={"key": "tenancy"},
     )
     benefit_services.benefit_create(organization=organization, type="custom", description="Tenancy note")
-    gone = benefit_services.benefit_create(
-        organization=organization, type="custom", description="Tenancy gone"
-    )
-    benefit_services.benefit_delete(benefit=gone)
     subscription = Subscription.objects.filter(organization=organization).first()
-    product = Product.objects.get(pk=subscription.product_id) if subscription else Product.objects.first()
-    benefit_services.product_benefits_set(product=product, benefits=[flag])
+    product = Product.objects.get(pk=subscription.product_id) if subscription else None
+    if product is not None:
+        benefit_services.product_benefits_set(product=product, benefits=[flag])
     if subscription is not None:
         grants.grants_reconcile(subscription=subscription, reason="tenancy")
         for grant in BenefitGrant.objects.filter(subscription=subscription):
