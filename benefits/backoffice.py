@@ -125,6 +125,14 @@ class OptionalReasonForm(GrantReasonForm):
 class GrantAction(ModalAction):
     permission = CHANGE_GRANTS
 
+    @staticmethod
+    def available(grant: BenefitGrant) -> bool:
+        """Whether the button makes sense for the grant (the service still decides)."""
+        return True
+
+    def is_available(self, request, obj: BenefitGrant) -> bool:
+        return self.available(obj)
+
     def get_initial(self, request, obj: BenefitGrant):
         return {"back": "customer" if request.GET.get("back") == "customer" else ""}
 
@@ -155,8 +163,9 @@ class RevokeGrant(GrantAction):
     danger = True
     success_message = "Grant revoked: {object}."
 
-    def is_available(self, request, obj: BenefitGrant) -> bool:
-        return not (obj.wanted == W.REVOKED and obj.revoked_by_operator)
+    @staticmethod
+    def available(grant: BenefitGrant) -> bool:
+        return not (grant.wanted == W.REVOKED and grant.revoked_by_operator)
 
     def perform(self, request, obj, form):
         return services.benefit_grant_revoke(
@@ -173,8 +182,9 @@ class GrantGrant(GrantAction):
     submit_label = "Grant"
     success_message = "Granted again: {object}."
 
-    def is_available(self, request, obj: BenefitGrant) -> bool:
-        return obj.wanted == W.REVOKED and obj.benefit.deleted_at is None
+    @staticmethod
+    def available(grant: BenefitGrant) -> bool:
+        return grant.wanted == W.REVOKED and grant.benefit.deleted_at is None
 
     def perform(self, request, obj, form):
         return services.benefit_grant_grant(grant=obj, reason=form.cleaned_data["reason"], actor=request.user)
@@ -189,8 +199,9 @@ class RetryGrant(GrantAction):
     submit_label = "Retry now"
     success_message = "Retrying: {object}."
 
-    def is_available(self, request, obj: BenefitGrant) -> bool:
-        return bool(obj.error)
+    @staticmethod
+    def available(grant: BenefitGrant) -> bool:
+        return bool(grant.error)
 
     def perform(self, request, obj, form):
         return services.benefit_grant_retry(grant=obj, actor=request.user)
@@ -212,7 +223,7 @@ def _grant_buttons(request, grant: BenefitGrant) -> SafeString:
     buttons = []
     for action_class in GRANT_ACTIONS:
         url = _action_url(action_class.name, grant)
-        if url is None or not action_class.is_available(action_class, request, grant):
+        if url is None or not action_class.available(grant):
             continue
         url = f"{url}?back=customer"
         danger = " bo-button--danger" if action_class.danger else ""
