@@ -312,3 +312,18 @@ def test_grants_of_another_organization_are_hidden(make_org, make_api, held):
     assert other.post(f"/v1/benefit-grants/{held.pk}/revoke", {}, format="json").status_code == 404
     held.refresh_from_db()
     assert held.status == "granted"
+
+
+def test_the_openapi_document_has_the_routes_and_the_webhooks(client):
+    schema = client.get("/v1/openapi.json").json()
+    paths = schema["paths"]
+    assert {"get", "post"} <= set(paths["/v1/benefits"]) and {"get", "patch", "delete"} <= set(
+        paths["/v1/benefits/{id}"]
+    )
+    assert {"get", "put", "post"} <= set(paths["/v1/products/{id}/benefits"])
+    assert {"/v1/benefit-types", "/v1/benefit-grants", "/v1/benefit-grants/{id}/retry"} <= set(paths)
+    assert {f"/v1/benefit-grants/{{id}}/{name}" for name in ("revoke", "grant")} <= set(paths)
+    assert {
+        "benefit.created", "benefit.updated", "benefit.deleted", "benefit_grant.created",
+        "benefit_grant.cycled", "benefit_grant.updated", "benefit_grant.revoked",
+    } <= set(schema["webhooks"])  # fmt: skip
