@@ -7,7 +7,7 @@ class BenefitsConfig(AppConfig):
     verbose_name = "Benefits"
 
     def ready(self) -> None:
-        from benefits import consumers, events
+        from benefits import consumers, events, timeline  # noqa: F401  (timeline sources)
         from benefits.strategies import custom, feature_flag, meter_credit  # noqa: F401  (they register)
 
         events.register()

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import CustomerViewSet, OrganizationView
+from benefits.api import BenefitGrantViewSet, BenefitTypeListView, BenefitViewSet, ProductBenefitsView
 from benefits.license_keys.api import LicenseKeyPublicViewSet, LicenseKeyViewSet
 from benefits.state_api import CustomerExternalStateView, CustomerStateView
 from billing.catalog.api import DiscountViewSet, ProductViewSet
@@ -37,10 +38,14 @@ router.register("license-keys", LicenseKeyViewSet, basename="license-key")
 router.register(
     "customer-portal/license-keys", LicenseKeyPublicViewSet, basename="customer-portal-license-key"
 )
+router.register("benefits", BenefitViewSet, basename="benefit")
+router.register("benefit-grants", BenefitGrantViewSet, basename="benefit-grant")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),
     path("balance", BalanceView.as_view(), name="balance"),
+    re_path(r"^benefit-types/?$", BenefitTypeListView.as_view(), name="benefit-types"),
+    re_path(r"^products/(?P<pk>[^/]+)/benefits/?$", ProductBenefitsView.as_view(), name="product-benefits"),
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[], throttle_classes=[]),

@@ -32,6 +32,7 @@ VIEW_APPS: tuple[str, ...] = (
     "events",
     "webhooks",
     "license_keys",
+    "benefits",
 )
 
 # Apps an admin may do everything in.
@@ -50,6 +51,7 @@ ADMIN_APPS: tuple[str, ...] = (
     "events",
     "webhooks",
     "license_keys",
+    "benefits",
 )
 
 
@@ -70,6 +72,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "orders.change_order",  # retry an unpaid order's payment
         "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
         "license_keys.change_licensekey",  # disable, enable, revoke a key; free an activation
+        "benefits.change_benefitgrant",  # grant, revoke or retry a customer's grant
     ),
     "finance": (
         *_view_all(),
@@ -93,6 +96,10 @@ ROLES: dict[str, tuple[str, ...]] = {
         "events.change_eventhandling",  # retry a consumer that failed on an event
         "webhooks.change_webhookdelivery",  # redeliver webhooks, send a test event
         "license_keys.change_licensekey",  # disable, enable, revoke a key; free an activation
+        # benefits: create and change them, set a product's, act on grants (deleting stays with admins)
+        "benefits.add_benefit",
+        "benefits.change_benefit",
+        "benefits.change_benefitgrant",
     ),
     "admin": tuple(f"{app}.*" for app in ADMIN_APPS),
 }

@@ -240,13 +240,20 @@ SEEDERS.append(seed_events)
 
 def seed_benefits(organization) -> None:
     """A license key and a feature flag on the purchased plan, granted (through the grant
-    engine) to the subscription ``seed_purchases`` made, and one activation of the key."""
+    engine: the walk's database fixture never commits) to the subscription ``seed_purchases``
+    made, one activation of the key, a deleted benefit and one no product unlocks."""
     from benefits import grants
     from benefits import services as benefit_services
     from benefits.license_keys import services as license_key_services
     from benefits.license_keys.models import LicenseKey
+    from benefits.models import BenefitGrant
     from billing.subscriptions.models import Subscription
 
+    # The deleted one first: lists and the walks take the newest row as the sample.
+    gone = benefit_services.benefit_create(
+        organization=organization, type="custom", description="Tenancy gone"
+    )
+    benefit_services.benefit_delete(benefit=gone)
     subscription = Subscription.objects.filter(organization=organization).order_by("created_at").first()
     license_benefit = benefit_services.benefit_create(
         organization=organization,
@@ -260,9 +267,11 @@ def seed_benefits(organization) -> None:
         description="Tenancy flag",
         properties={"key": "tenancy"},
     )
+    benefit_services.benefit_create(organization=organization, type="custom", description="Tenancy note")
     benefit_services.product_benefits_set(product=subscription.product, benefits=[license_benefit, flag])
-    for pk in grants.grants_reconcile(subscription=subscription, reason="tenancy"):
-        grants.grant_process(grant_id=pk)
+    grants.grants_reconcile(subscription=subscription, reason="tenancy")
+    for grant in BenefitGrant.objects.filter(subscription=subscription):
+        grants.grant_process(grant_id=grant.pk)
     key = LicenseKey.objects.get(grant__subscription=subscription, benefit=license_benefit)
     license_key_services.license_key_activate(organization_id=organization.pk, key=key.key, label="tenancy")
 
