@@ -220,6 +220,9 @@ SPECTACULAR_SETTINGS = {
         "RefundReasonEnum": "billing.refunds.models.Refund.Reason",
         "RefundStatusEnum": "billing.refunds.models.Refund.Status",
         "DisputeStatusEnum": "billing.disputes.models.Dispute.Status",
+        "BenefitGrantStatusEnum": "benefits.models.BenefitGrant.Status",
+        "LicenseKeyStatusEnum": "benefits.license_keys.models.LicenseKey.Status",
+        "WebhookDeliveryStatusEnum": "billing.webhooks.models.WebhookDelivery.Status",
     },
 }
 
