@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import CustomerViewSet, OrganizationView
+from benefits.downloadables.api import FileViewSet
 from billing.catalog.api import DiscountViewSet, ProductViewSet
 from billing.checkout.api import CheckoutClientViewSet, CheckoutViewSet
 from billing.disputes.api import DisputeViewSet
@@ -31,6 +32,7 @@ router.register("ledger/transactions", LedgerTransactionViewSet, basename="ledge
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("events", EventViewSet, basename="event")
+router.register("files", FileViewSet, basename="file")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),
