@@ -31,6 +31,7 @@ VIEW_APPS: tuple[str, ...] = (
     "ledger",
     "events",
     "webhooks",
+    "downloadables",
 )
 
 # Apps an admin may do everything in.
@@ -48,6 +49,7 @@ ADMIN_APPS: tuple[str, ...] = (
     "ledger",
     "events",
     "webhooks",
+    "downloadables",
 )
 
 

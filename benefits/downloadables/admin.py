@@ -40,7 +40,7 @@ def _size(n: int) -> str:
 class FileUploadForm(forms.Form):
     # The organization and the text fields come before the file in the page, so they arrive
     # before it: an oversized file stops the upload, and what came first is still there.
-    organization = forms.ModelChoiceField(queryset=Organization.objects.all())
+    organization = forms.ModelChoiceField(queryset=Organization.objects.all())  # autocomplete, see __init__
     name = forms.CharField(
         required=False, max_length=services.NAME_MAX, help_text="The download's name; defaults to the file's."
     )
@@ -55,8 +55,11 @@ class FileUploadForm(forms.Form):
     def __init__(self, *args, admin_site, too_large: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.too_large = too_large
-        self.fields["organization"].widget = AutocompleteSelect(
-            File._meta.get_field("organization"), admin_site, attrs={"style": "width: 100%"}
+        self.fields["organization"] = forms.ModelChoiceField(
+            queryset=Organization.objects.all(),
+            widget=AutocompleteSelect(
+                File._meta.get_field("organization"), admin_site, attrs={"style": "width: 100%"}
+            ),
         )
         self.fields["file"].help_text = f"At most {_size(settings.RECUR_FILE_MAX_BYTES)}."
 

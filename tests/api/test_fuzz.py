@@ -61,6 +61,7 @@ def wsgi_app():
 def seeded_path_values(organization) -> dict[str, list[str]]:
     """Real identifiers of the seeded organization, by the path segment they follow."""
     from accounts.models import Customer
+    from benefits.downloadables.models import File
     from billing.catalog.models import Discount, Product
     from billing.checkout.models import Checkout
     from billing.disputes.models import Dispute
@@ -86,6 +87,7 @@ def seeded_path_values(organization) -> dict[str, list[str]]:
         "/v1/refunds/{id}": ids(Refund),
         "/v1/disputes/{id}": ids(Dispute),
         "/v1/ledger/transactions/{id}": ids(LedgerTransaction),
+        "/v1/files/{id}": ids(File),
     }
 
 

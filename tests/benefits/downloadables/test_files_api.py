@@ -33,7 +33,11 @@ def test_upload_stores_the_bytes_with_their_sha256(api, org):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["name"] == "guide.pdf"
-    assert (body["size"], body["checksum_sha256"], body["mime_type"]) == (len(data), sha(data), "application/pdf")
+    assert (body["size"], body["checksum_sha256"], body["mime_type"]) == (
+        len(data),
+        sha(data),
+        "application/pdf",
+    )
     assert (body["is_archived"], body["downloads"]) == (False, 0)
     file = File.objects.get(pk=body["id"])
     assert file.organization == org
