@@ -11,11 +11,12 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from benefits.downloadables import services
-from benefits.downloadables.models import File
+from benefits.downloadables.models import DownloadCount, File
 from benefits.downloadables.uploads import upload_facts
 from billing.catalog.api import boolean_filter
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, OrganizationScopedViewSet
@@ -37,6 +38,19 @@ class FileSerializer(serializers.ModelSerializer):
             "id", "name", "mime_type", "size", "checksum_sha256", "uploaded_at", "is_archived",
             "archived_at", "downloads", "created_at", "updated_at",
         ]  # fmt: skip
+        read_only_fields = fields
+
+
+class DownloadCountSerializer(serializers.ModelSerializer):
+    grant_id = serializers.UUIDField(read_only=True)
+    customer_id = serializers.UUIDField(source="grant.customer_id", read_only=True)
+    downloads = serializers.IntegerField(
+        read_only=True, help_text="Downloads of the file through this grant."
+    )
+
+    class Meta:
+        model = DownloadCount
+        fields = ["grant_id", "customer_id", "downloads", "last_downloaded_at", "created_at"]
         read_only_fields = fields
 
 
@@ -78,6 +92,10 @@ WRITE = {"parameters": [IDEMPOTENCY_PARAMETER]}
         "match the bytes: 400 `checksum_mismatch`; nothing is stored.",
         **WRITE,
     ),
+    downloads=extend_schema(
+        responses=DownloadCountSerializer(many=True),
+        description="How often each grant downloaded this file (grants that did: newest first).",
+    ),
     destroy=extend_schema(
         responses={204: None},
         description="Archive the file: its download links stop working and it leaves every "
@@ -96,6 +114,7 @@ class FileViewSet(
     filterset_class = FileFilter
     parser_classes = [MultiPartParser]
     http_method_names = ["get", "post", "delete", "head", "options"]
+    paginated_actions = ("downloads",)
 
     def get_queryset(self):
         return super().get_queryset().annotate(downloads=Coalesce(Sum("download_counts__downloads"), 0))
@@ -129,3 +148,10 @@ class FileViewSet(
 
     def perform_destroy(self, instance):
         services.file_archive(file=instance, actor=self.request.auth)
+
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def downloads(self, request, pk=None):
+        file = self.get_object()
+        rows = DownloadCount.objects.filter(file=file).select_related("grant").order_by("-created_at", "-id")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(DownloadCountSerializer(page, many=True).data)

@@ -142,3 +142,18 @@ def test_only_get(setup, client):
     app, _, grant = setup
     assert client.post(link_path(grant, app)).status_code == 405
     assert counted() == []
+
+
+def test_merchants_see_downloads_per_grant(setup, client, api, make_api, make_org):
+    app, _, grant = setup
+    for _ in range(3):
+        assert client.get(link_path(grant, app)).status_code == 200
+    assert api.get(f"/v1/files/{app.pk}").json()["downloads"] == 3
+    (row,) = api.get(f"/v1/files/{app.pk}/downloads").json()["results"]
+    assert (row["grant_id"], row["customer_id"], row["downloads"]) == (
+        str(grant.pk),
+        str(grant.customer_id),
+        3,
+    )
+    assert api.get(f"/v1/files/{app.pk}/downloads?is_archived=true").status_code == 400
+    assert make_api(make_org("Other")).get(f"/v1/files/{app.pk}/downloads").status_code == 404

@@ -17,9 +17,9 @@ def stored_files() -> list[str]:
     return [os.path.join(d, f) for d, _, files in os.walk(settings.MEDIA_ROOT) for f in files]
 
 
-def upload(api, data: bytes, filename: str = "guide.pdf", **fields):
+def upload(api, data: bytes, filename: str = "guide.pdf", headers=None, **fields):
     body = {"file": SimpleUploadedFile(filename, data, content_type="application/pdf"), **fields}
-    return api.post("/v1/files", body, format="multipart")
+    return api.post("/v1/files", body, format="multipart", **(headers or {}))
 
 
 def assert_nothing_stored():
@@ -125,3 +125,14 @@ def test_scopes(make_api, org):
     assert upload(reader, b"abc").status_code == 403
     assert make_api(org, scopes=["benefits:read"]).get("/v1/files").status_code == 403
     assert_nothing_stored()
+
+
+def test_idempotent_upload_replays_and_another_file_under_the_key_is_refused(api):
+    first = upload(api, b"release 1.0", headers={"HTTP_IDEMPOTENCY_KEY": "upload-1"})
+    again = upload(api, b"release 1.0", headers={"HTTP_IDEMPOTENCY_KEY": "upload-1"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    # The same name with other bytes is another request.
+    other = upload(api, b"release 1.1", headers={"HTTP_IDEMPOTENCY_KEY": "upload-1"})
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_key_reused")
+    assert File.objects.count() == 1 and len(stored_files()) == 1
