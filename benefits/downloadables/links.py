@@ -37,10 +37,19 @@ def link_ttl() -> timedelta:
     return timedelta(seconds=settings.RECUR_DOWNLOAD_LINK_TTL_SECONDS)
 
 
+def download_links(*, grant_id, file_ids: list) -> list[Link]:
+    """A signed link for each file of a grant (the URL's prefix and expiry worked out once)."""
+    prefix = settings.RECUR_PUBLIC_URL.rstrip("/") + reverse("download", kwargs={"token": "T"})[:-1]
+    expires_at = clock.now() + link_ttl()
+    grant_hex = uuid.UUID(str(grant_id)).hex
+    return [
+        Link(url=prefix + signing.dumps([grant_hex, uuid.UUID(str(f)).hex], salt=SALT), expires_at=expires_at)
+        for f in file_ids
+    ]
+
+
 def download_link(*, grant_id, file_id) -> Link:
-    token = signing.dumps([uuid.UUID(str(grant_id)).hex, uuid.UUID(str(file_id)).hex], salt=SALT)
-    path = reverse("download", kwargs={"token": token})
-    return Link(url=f"{settings.RECUR_PUBLIC_URL.rstrip('/')}{path}", expires_at=clock.now() + link_ttl())
+    return download_links(grant_id=grant_id, file_ids=[file_id])[0]
 
 
 def link_read(token: str) -> tuple[uuid.UUID, uuid.UUID]:

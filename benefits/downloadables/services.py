@@ -202,11 +202,15 @@ def download_open(*, token: str) -> tuple[File, IO[bytes]]:
     return file, handle
 
 
-@transaction.atomic
 def _count(grant: BenefitGrant, file: File) -> None:
+    """One more download, as one UPDATE (``F()``: concurrent downloads all count); the first
+    download of a file through a grant inserts its row first (two inserting at once: one
+    wins, both increments land)."""
+    now = clock.now()
+    row = DownloadCount.objects.filter(grant=grant, file=file)
+    if row.update(downloads=F("downloads") + 1, last_downloaded_at=now, updated_at=now):
+        return
     DownloadCount.objects.bulk_create(
         [DownloadCount(organization_id=grant.organization_id, grant=grant, file=file)], ignore_conflicts=True
     )
-    DownloadCount.objects.filter(grant=grant, file=file).update(
-        downloads=F("downloads") + 1, last_downloaded_at=clock.now(), updated_at=clock.now()
-    )
+    row.update(downloads=F("downloads") + 1, last_downloaded_at=now, updated_at=now)

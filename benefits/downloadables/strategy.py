@@ -11,7 +11,7 @@ import uuid
 
 from rest_framework import serializers
 
-from benefits.downloadables.links import download_link
+from benefits.downloadables.links import download_links
 from benefits.downloadables.models import File
 from benefits.strategies import BenefitStrategy, register_strategy
 
@@ -86,8 +86,11 @@ class DownloadablesStrategy(BenefitStrategy):
         return {"files": benefit_files(benefit)}
 
     def customer_view(self, *, grant, benefit) -> dict:
-        files = []
-        for entry in grant.properties.get("files") or []:
-            link = download_link(grant_id=grant.pk, file_id=entry["id"])
-            files.append({**entry, "download_url": link.url, "expires_at": link.expires_at.isoformat()})
-        return {"files": files}
+        entries = grant.properties.get("files") or []
+        links = download_links(grant_id=grant.pk, file_ids=[entry["id"] for entry in entries])
+        return {
+            "files": [
+                {**entry, "download_url": link.url, "expires_at": link.expires_at.isoformat()}
+                for entry, link in zip(entries, links, strict=True)
+            ]
+        }

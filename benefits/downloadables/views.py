@@ -15,6 +15,11 @@ from benefits.downloadables import services
 from core.api.errors import error_body
 
 
+class AttachmentResponse(FileResponse):
+    # Chunks of 64 KiB where no server file wrapper (sendfile) takes over: 16x fewer than the default.
+    block_size = 64 * 1024
+
+
 @never_cache
 @require_GET
 def download(request, token: str):
@@ -22,7 +27,7 @@ def download(request, token: str):
         file, handle = services.download_open(token=token)
     except services.DownloadRefused as exc:
         return _refused(request, exc)
-    response = FileResponse(handle, as_attachment=True, filename=file.name, content_type=file.mime_type)
+    response = AttachmentResponse(handle, as_attachment=True, filename=file.name, content_type=file.mime_type)
     response["X-Checksum-SHA256"] = file.checksum_sha256
     digest = base64.b64encode(bytes.fromhex(file.checksum_sha256)).decode()
     response["Digest"] = f"sha-256={digest}"  # RFC 3230
