@@ -78,6 +78,7 @@ bench: install services
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_renewals --n $(BENCH_N) --workers $(BENCH_WORKERS)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_ledger_balance --entries $(BENCH_LEDGER_ENTRIES)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_webhooks --events $(BENCH_WEBHOOK_EVENTS) --workers $(BENCH_WORKERS)
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_downloads --mb 20 --downloads 200 --files 10
 	$(MAKE) --no-print-directory bench-api
 
 # The API under load (gunicorn, open-loop generator) on a database of its own.

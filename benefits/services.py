@@ -20,14 +20,15 @@ BENEFITS_PER_PRODUCT_MAX = 50
 W = BenefitGrant.Wanted
 
 
-def benefit_properties_clean(*, type: str, properties: dict | None) -> dict:
-    """The type's settings, validated by its strategy; an error names the field
+def benefit_properties_clean(*, type: str, properties: dict | None, organization=None) -> dict:
+    """The type's settings, validated by its strategy (which may check them against the
+    ``organization``'s own rows, e.g. its files); an error names the field
     (``properties.prefix``)."""
     try:
         strategy = strategy_for(type)
     except LookupError:
         raise InvalidInput(f"Unknown benefit type {type!r}.", field="type", code="unknown_type") from None
-    checked = strategy.properties_serializer(data=properties or {})
+    checked = strategy.properties_serializer(data=properties or {}, context={"organization": organization})
     if not checked.is_valid():
         field, messages = next(iter(checked.errors.items()))
         while isinstance(messages, dict):  # a nested setting: name it (properties.expires.ttl)
@@ -59,7 +60,7 @@ def benefit_create(
         raise InvalidInput("A description is required.", field="description")
     if len(description) > DESCRIPTION_MAX:
         raise InvalidInput(f"At most {DESCRIPTION_MAX} characters.", field="description")
-    cleaned = benefit_properties_clean(type=type, properties=properties)
+    cleaned = benefit_properties_clean(type=type, properties=properties, organization=organization)
     ready, why = strategy_for(type).is_configured()
     if not ready:
         raise InvalidInput(why, field="type", code="not_configured")
@@ -101,7 +102,9 @@ def benefit_update(
         benefit.description = description
         changed.append("description")
     if properties is not None:
-        cleaned = benefit_properties_clean(type=benefit.type, properties=properties)
+        cleaned = benefit_properties_clean(
+            type=benefit.type, properties=properties, organization=benefit.organization
+        )
         if cleaned != benefit.properties:
             benefit.properties = cleaned
             changed.append("properties")

@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.api import CustomerViewSet, OrganizationView
 from benefits.api import BenefitGrantViewSet, BenefitTypeListView, BenefitViewSet, ProductBenefitsView
+from benefits.downloadables.api import FileViewSet
 from benefits.license_keys.api import LicenseKeyPublicViewSet, LicenseKeyViewSet
 from benefits.state_api import CustomerExternalStateView, CustomerStateView
 from billing.catalog.api import DiscountViewSet, ProductViewSet
@@ -40,6 +41,7 @@ router.register(
 )
 router.register("benefits", BenefitViewSet, basename="benefit")
 router.register("benefit-grants", BenefitGrantViewSet, basename="benefit-grant")
+router.register("files", FileViewSet, basename="file")
 
 urlpatterns = [
     path("organization", OrganizationView.as_view(), name="organization"),

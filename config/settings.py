@@ -25,6 +25,8 @@ PRODUCTION = RECUR_ENV == "production"
 
 DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
+# Previous keys still accepted by signatures (download links) after a rotation.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -67,6 +69,7 @@ INSTALLED_APPS = [
     "benefits",
     "benefits.license_keys",
     "benefits.github",
+    "benefits.downloadables",
 ]
 
 MIDDLEWARE = [
@@ -136,14 +139,34 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded files (benefits.downloadables) go through Django's default storage: the local disk
+# under MEDIA_ROOT unless DJANGO_STORAGE_BACKEND names another (S3-compatible storage with
+# django-storages: docs/operations.md). MEDIA_ROOT is never served as such: files leave only
+# through signed download links.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".run" / "media")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": env.str("DJANGO_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("DJANGO_STORAGE_OPTIONS", default={}),
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if PRODUCTION
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# Uploads: the first handler counts and hashes each file as it arrives and stops reading a
+# request once a file passes RECUR_FILE_MAX_BYTES; the next two keep the bytes (memory, then a
+# temporary file past FILE_UPLOAD_MAX_MEMORY_SIZE).
+RECUR_FILE_MAX_BYTES = env.int("RECUR_FILE_MAX_BYTES", default=100 * 1024 * 1024)
+FILE_UPLOAD_HANDLERS = [
+    "benefits.downloadables.uploads.CheckedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# How long a customer's signed download link works.
+RECUR_DOWNLOAD_LINK_TTL_SECONDS = env.int("RECUR_DOWNLOAD_LINK_TTL_SECONDS", default=3600)
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,7 @@ urlpatterns = [
     path("v1/", include(api.urlpatterns)),
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("checkout/", include("billing.checkout.urls")),
+    path("downloads/", include("benefits.downloadables.urls")),
 ]
 
 

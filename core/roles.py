@@ -33,6 +33,7 @@ VIEW_APPS: tuple[str, ...] = (
     "webhooks",
     "license_keys",
     "benefits",
+    "downloadables",
 )
 
 # Apps an admin may do everything in.
@@ -52,6 +53,7 @@ ADMIN_APPS: tuple[str, ...] = (
     "webhooks",
     "license_keys",
     "benefits",
+    "downloadables",
 )
 
 

@@ -277,3 +277,17 @@ def seed_benefits(organization) -> None:
 
 
 SEEDERS.append(seed_benefits)
+
+
+def seed_files(organization) -> None:
+    """An uploaded file and an archived one (downloadable benefits)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from benefits.downloadables.services import file_archive, file_create
+
+    file_create(organization=organization, upload=SimpleUploadedFile("tenancy.pdf", b"%PDF tenancy"))
+    old = file_create(organization=organization, upload=SimpleUploadedFile("old.pdf", b"%PDF old"))
+    file_archive(file=old)
+
+
+SEEDERS.append(seed_files)

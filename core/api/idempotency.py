@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -41,8 +42,18 @@ class IdempotentReplay(Exception):
         return response
 
 
+def _json_value(value) -> str:
+    if isinstance(value, UploadedFile):  # an upload is the same request only with the same bytes
+        digest = hashlib.sha256()
+        for chunk in value.chunks():
+            digest.update(chunk)
+        value.seek(0)
+        return f"{value.name}:{value.size}:{digest.hexdigest()}"
+    return str(value)
+
+
 def _fingerprint(request) -> str:
-    body = json.dumps(request.data, sort_keys=True, default=str) if request.data else ""
+    body = json.dumps(request.data, sort_keys=True, default=_json_value) if request.data else ""
     raw = f"{request.method} {request.path} {body}"
     return hashlib.sha256(raw.encode()).hexdigest()
 

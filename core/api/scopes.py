@@ -14,6 +14,7 @@ API_RESOURCES: tuple[str, ...] = (
     "webhooks",
     "events",
     "benefits",
+    "files",
 )
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{access}" for r in API_RESOURCES for access in ("read", "write"))

@@ -61,6 +61,7 @@ def wsgi_app():
 def seeded_path_values(organization) -> dict[str, list[str]]:
     """Real identifiers of the seeded organization, by the path segment they follow."""
     from accounts.models import Customer
+    from benefits.downloadables.models import File
     from benefits.models import Benefit, BenefitGrant
     from billing.catalog.models import Discount, Product
     from billing.checkout.models import Checkout
@@ -89,6 +90,7 @@ def seeded_path_values(organization) -> dict[str, list[str]]:
         "/v1/ledger/transactions/{id}": ids(LedgerTransaction),
         "/v1/benefits/{id}": ids(Benefit),
         "/v1/benefit-grants/{id}": ids(BenefitGrant),
+        "/v1/files/{id}": ids(File),
     }
 
 
