@@ -129,7 +129,10 @@ class BenefitForm(forms.ModelForm):
             raise ValidationError(
                 f"{type_label(self.benefit_type)} is not configured: {why}", code="not_configured"
             )
-        checked = strategy_for(self.benefit_type).properties_serializer(data=self.properties())
+        organization = cleaned.get("organization") or getattr(self.instance, "organization", None)
+        checked = strategy_for(self.benefit_type).properties_serializer(
+            data=self.properties(), context={"organization": organization}
+        )
         if not checked.is_valid():
             for name, errors in checked.errors.items():
                 field = f"{PROPERTY_PREFIX}{name}"

@@ -39,11 +39,13 @@ PROPERTIES_HELP = (
 TYPE_HELP = "The benefit's type (`GET /v1/benefit-types` lists them); it cannot change later."
 
 
-def _check_properties(type_name: str | None, properties) -> None:
+def _check_properties(type_name: str | None, properties, organization) -> None:
     """Every invalid setting at once, as ``properties.<name>`` (the service checks again)."""
     if type_name is None or type_name not in REGISTRY.strategies:
         return
-    checked = strategy_for(type_name).properties_serializer(data=properties or {})
+    checked = strategy_for(type_name).properties_serializer(
+        data=properties or {}, context={"organization": organization}
+    )
     if not checked.is_valid():
         raise serializers.ValidationError({"properties": checked.errors})
 
@@ -60,7 +62,7 @@ class BenefitCreateSerializer(serializers.Serializer):
     metadata = MetadataField()
 
     def validate(self, attrs):
-        _check_properties(attrs.get("type"), attrs.get("properties"))
+        _check_properties(attrs.get("type"), attrs.get("properties"), self.context.get("organization"))
         return attrs
 
 
@@ -88,7 +90,8 @@ class BenefitUpdateSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if "properties" in attrs:
-            _check_properties(self.context["benefit"].type, attrs["properties"])
+            benefit = self.context["benefit"]
+            _check_properties(benefit.type, attrs["properties"], benefit.organization)
         return attrs
 
 
@@ -154,7 +157,7 @@ class BenefitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         return self.get_queryset().get(pk=benefit.pk)
 
     def create(self, request):
-        serializer = BenefitCreateSerializer(data=request.data)
+        serializer = BenefitCreateSerializer(data=request.data, context={"organization": self.organization})
         serializer.is_valid(raise_exception=True)
         benefit = services.benefit_create(
             organization=self.organization, actor=request.auth, **serializer.validated_data
