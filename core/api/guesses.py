@@ -15,7 +15,8 @@ from rest_framework.throttling import BaseThrottle
 WINDOW_SECONDS = 60
 
 
-def _key(request) -> tuple[str, int]:
+def key(request) -> tuple[str, int]:
+    """The address's counter in the current window, and the seconds until the window ends."""
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     ident = BaseThrottle().get_ident(request)  # honours NUM_PROXIES like DRF's throttles
@@ -24,18 +25,22 @@ def _key(request) -> tuple[str, int]:
 
 def guesses_check(request) -> None:
     """Raise 429 if this address has failed too often in the current window."""
-    key, wait = _key(request)
-    if (cache.get(key) or 0) >= settings.RECUR_TOKEN_GUESS_LIMIT:
+    key_, wait = key(request)
+    too_many_failed(cache.get(key_) or 0, wait)
+
+
+def too_many_failed(failed: int, wait: int) -> None:
+    if failed >= settings.RECUR_TOKEN_GUESS_LIMIT:
         raise exceptions.Throttled(
             wait=wait, detail="Too many failed attempts from this address.", code="too_many_failed_attempts"
         )
 
 
 def guess_failed(request) -> None:
-    key, _ = _key(request)
-    if cache.add(key, 1, timeout=WINDOW_SECONDS * 2):
+    key_, _ = key(request)
+    if cache.add(key_, 1, timeout=WINDOW_SECONDS * 2):
         return
     try:
-        cache.incr(key)
+        cache.incr(key_)
     except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=WINDOW_SECONDS * 2)
+        cache.add(key_, 1, timeout=WINDOW_SECONDS * 2)
