@@ -68,6 +68,8 @@ BENCH_API_DB ?= recur_bench_api
 BENCH_API_CUSTOMERS ?= 1000000
 BENCH_API_RATE ?= 200
 BENCH_API_DURATION ?= 20
+BENCH_API_WORKERS ?= 4
+BENCH_API_THREADS ?= 1
 BENCH_WEBHOOK_EVENTS ?= 10000
 # A fresh database each run: tables bloated by earlier runs (a million ledger rows written
 # and deleted) slowed the renewal benchmark by a third.
@@ -87,7 +89,8 @@ bench-api: install services
 	createdb -h localhost -U postgres $(BENCH_API_DB)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_API_DB) $(PY) manage.py migrate --noinput -v0
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_API_DB) $(PY) manage.py bench_api \
-	  --customers $(BENCH_API_CUSTOMERS) --rate $(BENCH_API_RATE) --duration $(BENCH_API_DURATION)
+	  --customers $(BENCH_API_CUSTOMERS) --rate $(BENCH_API_RATE) --duration $(BENCH_API_DURATION) \
+	  --workers $(BENCH_API_WORKERS) --threads $(BENCH_API_THREADS)
 
 lock: install
 	$(VENV)/bin/uv pip compile -q requirements.in -o requirements.txt --python-version 3.11

@@ -13,6 +13,7 @@ from billing.money import LEDGER_AMOUNT_MAX, is_supported_currency
 from core.api import pagination
 from core.api.fields import AddressSerializer, MetadataField
 from core.api.filters import DateTimeFilter
+from core.api.representation import CompiledRepresentation
 from core.api.viewsets import IDEMPOTENCY_PARAMETER, IdempotentMixin, OrganizationScopedViewSet
 
 TAX_ID_TYPES = (
@@ -29,7 +30,7 @@ TAX_ID_TYPES = (
 )
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(CompiledRepresentation, serializers.ModelSerializer):
     external_id = serializers.CharField(max_length=255, required=False, allow_null=True)
     email = serializers.EmailField(max_length=254)
     name = serializers.CharField(max_length=255, required=False, allow_blank=True)
@@ -284,7 +285,7 @@ class CustomerViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(CompiledRepresentation, serializers.ModelSerializer):
     default_currency = serializers.CharField(max_length=3, min_length=3)
     dunning_schedule = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=60), min_length=1, max_length=10

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import django_filters
 from django import forms
+from django_filters import utils
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions
@@ -60,11 +61,16 @@ class OrganizationFilterBackend(DjangoFilterBackend):
     PAGINATION_PARAMETERS = PAGINATION_PARAMETERS
 
     def filter_queryset(self, request, queryset, view):
+        # One filterset for both the check and the filtering (each builds a form of deep copies).
+        filterset = self.get_filterset(request, queryset, view)
         if getattr(view, "action", None) == "list":
-            filterset = self.get_filterset(request, queryset, view)
             known = self.PAGINATION_PARAMETERS | set(filterset.form.fields if filterset is not None else ())
             refuse_unknown_parameters(request, known)
-        return super().filter_queryset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid() and self.raise_exception:
+            raise utils.translate_validation(filterset.errors)
+        return filterset.qs
 
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)

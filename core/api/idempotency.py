@@ -11,10 +11,11 @@ import hashlib
 import json
 import time
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -58,20 +59,48 @@ def _fingerprint(request) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _relaxed_commit() -> None:
+    """The current transaction's commit does not wait for the WAL to reach the disk (a flush
+    is 3 ms at the median and 13 ms at p99 on a loaded 2-core machine; a create paid three).
+
+    Safe for the record's own commits: WAL is flushed in order, so once the work's transaction
+    (a normal commit) is durable, the claim written before it is too; if the database crashes
+    before that, the claim and the work are lost together and a retry starts afresh. Only a
+    database crash in the fraction of a second after the work's commit can lose the completion,
+    leaving the key "still being processed" (409) until it expires instead of replayed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def _insert(*, organization, key: str, fingerprint: str, request, now) -> IdempotencyRecord:
+    with transaction.atomic():
+        _relaxed_commit()
+        return IdempotencyRecord.objects.create(
+            organization=organization,
+            key=key,
+            fingerprint=fingerprint,
+            method=request.method,
+            path=request.path[:500],
+            expires_at=now + timedelta(hours=settings.RECUR_IDEMPOTENCY_TTL_HOURS),
+        )
+
+
 def _claim(*, organization, key: str, fingerprint: str, request) -> tuple[IdempotencyRecord, bool]:
     now = clock.now()
+    claim = partial(
+        _insert, organization=organization, key=key, fingerprint=fingerprint, request=request, now=now
+    )
+    try:  # a new key, the usual case: one INSERT
+        return claim(), True
+    except IntegrityError:
+        pass
+    existing = IdempotencyRecord.objects.filter(organization=organization, key=key).first()
+    if existing is not None and existing.expires_at > now:
+        return existing, False
+    # Expired (its key is free again), or forgotten meanwhile after a 5xx: claim it afresh.
     IdempotencyRecord.objects.filter(organization=organization, key=key, expires_at__lte=now).delete()
     try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                organization=organization,
-                key=key,
-                fingerprint=fingerprint,
-                method=request.method,
-                path=request.path[:500],
-                expires_at=now + timedelta(hours=settings.RECUR_IDEMPOTENCY_TTL_HOURS),
-            )
-        return record, True
+        return claim(), True
     except IntegrityError:
         return IdempotencyRecord.objects.get(organization=organization, key=key), False
 
@@ -122,7 +151,9 @@ def idempotency_finish(record: IdempotencyRecord, response: Response) -> None:
     record.state = IdempotencyRecord.State.COMPLETED
     record.response_status = response.status_code
     record.response_body = body
-    record.save(update_fields=["state", "response_status", "response_body"])
+    with transaction.atomic():
+        _relaxed_commit()
+        record.save(update_fields=["state", "response_status", "response_body"])
 
 
 def idempotency_purge_expired() -> int:

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,14 +46,24 @@ def wait_until_idle(port: int, *, fast_ms: float = 50, timeout: float = 120) -> 
     return time.monotonic() - began
 
 
+@dataclass(frozen=True)
+class Server:
+    port: int
+    pid: int  # gunicorn's master; the workers are its children
+
+
 @contextmanager
-def gunicorn(*, env: dict[str, str], workers: int, port: int | None = None, log: Path) -> Iterator[int]:
-    """Yields the port once the app answers; stops the server (its process group) after."""
+def gunicorn(
+    *, env: dict[str, str], workers: int, threads: int = 1, port: int | None = None, log: Path
+) -> Iterator[Server]:
+    """Yields the server once the app answers; stops it (its process group) after. ``threads``
+    above 1 runs gthread workers (that many requests in flight per worker) instead of sync."""
     port = port or free_port()
     command = [
         sys.executable, "-m", "gunicorn", "config.wsgi",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
+        *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
         "--backlog", "2048",
         "--graceful-timeout", "5",
         "--preload",  # import the app once, before forking the workers
@@ -75,7 +86,7 @@ def gunicorn(*, env: dict[str, str], workers: int, port: int | None = None, log:
         # Each worker still loads the URLconf and its views on its first request.
         for _ in range(workers * 4):
             _answers(f"http://127.0.0.1:{port}/v1/bench-ready", timeout=60)
-        yield port
+        yield Server(port=port, pid=process.pid)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

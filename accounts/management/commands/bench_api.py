@@ -42,10 +42,13 @@ from accounts.models import Customer, Organization
 from accounts.selectors import customer_text_match, email_equals
 from accounts.services import access_token_create, organization_create
 from core import clock
+from core.bench.cpu import pids_cpu, tree_cpu
 from core.bench.loadgen import Request, Result, run_open_loop
 from core.bench.server import gunicorn, wait_until_idle
 
 BENCH_SLUG = "api-bench"
+WORKERS = 4
+THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,19 @@ class Bench:
 
     def get(self, path: str, **params) -> Request:
         return Request("GET", f"{path}?{urlencode(params)}" if params else path, self.auth())
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU milliseconds per answered request, by whom: the gunicorn workers, the database
+    backends serving them, and this process (the load generator)."""
+
+    server: float
+    database: float
+    generator: float
+
+    def __str__(self) -> str:
+        return f"cpu/req server {self.server:4.1f} db {self.database:4.1f} generator {self.generator:4.1f} ms"
 
 
 @dataclass(frozen=True)
@@ -152,11 +168,14 @@ class Command(BaseCommand):
         parser.add_argument("--customers", type=int, default=1_000_000)
         parser.add_argument("--rate", type=float, default=200, help="requests per second")
         parser.add_argument("--duration", type=float, default=20, help="seconds per scenario")
-        parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+        parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn worker processes")
+        parser.add_argument(
+            "--threads", type=int, default=THREADS, help="threads per worker (above 1: gthread workers)"
+        )
         parser.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
         parser.add_argument("--json", dest="json_path", default="", help="also write the results here")
 
-    def handle(self, *args, customers, rate, duration, workers, scenarios, json_path, **options):
+    def handle(self, *args, customers, rate, duration, workers, threads, scenarios, json_path, **options):
         autodiscover_modules("bench_scenarios")  # apps above accounts append theirs to SCENARIOS
         chosen = [s for s in SCENARIOS if not scenarios or s.name in scenarios.split(",")]
         if not chosen:
@@ -173,8 +192,8 @@ class Command(BaseCommand):
             started=started,
             rng=random.Random(7),
         )
-        results = self._drive(bench, chosen, rate=rate, duration=duration, workers=workers)
-        self._report(customers, rate, duration, workers, results, before)
+        results = self._drive(bench, chosen, rate=rate, duration=duration, workers=workers, threads=threads)
+        self._report(customers, rate, duration, self._server(workers, threads), results, before)
         if json_path:
             Path(json_path).write_text(json.dumps(self._summary(results, before), indent=2))
 
@@ -243,7 +262,7 @@ class Command(BaseCommand):
 
     # --- the load
 
-    def _drive(self, bench: Bench, chosen: list[Scenario], *, rate, duration, workers) -> list:
+    def _drive(self, bench: Bench, chosen: list[Scenario], *, rate, duration, workers, threads) -> list:
         db = connection.settings_dict
         env = {
             "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}",
@@ -256,17 +275,23 @@ class Command(BaseCommand):
         results = []
         with tempfile.TemporaryDirectory() as tmp:
             log = Path(tmp) / "gunicorn.log"
-            with gunicorn(env=env, workers=workers, log=log) as port:
+            with gunicorn(env=env, workers=workers, threads=threads, log=log) as server:
+                port = server.port
                 for scenario in chosen:
                     make = partial(scenario.make, bench)
                     # A short warm-up (connections, caches) that is not counted.
                     warm_up = partial(_warm_up_request, make)
                     run_open_loop(host="127.0.0.1", port=port, make=warm_up, rate=min(rate, 50), duration=0.5)
+                    backends = self._backends()
+                    before = (tree_cpu(server.pid), pids_cpu(backends), time.process_time())
                     result = run_open_loop(
                         host="127.0.0.1", port=port, make=make, rate=rate, duration=duration
                     )
-                    results.append((scenario, result))
-                    self.stdout.write(self._line(scenario, result))
+                    after = (tree_cpu(server.pid), pids_cpu(backends), time.process_time())
+                    answered = max(1, len(result.latencies_ms))
+                    cpu = Cpu(*((b - a) * 1000 / answered for a, b in zip(before, after, strict=True)))
+                    results.append((scenario, result, cpu))
+                    self.stdout.write(self._line(scenario, result, cpu))
                     waited = wait_until_idle(port)
                     if waited > 1:
                         self.stdout.write(
@@ -274,9 +299,23 @@ class Command(BaseCommand):
                         )
         return results
 
+    def _backends(self) -> list[int]:
+        """The database backends of the server's connections (persistent, so made by now)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in cursor.fetchall()]
+
     # --- the report
 
-    def _line(self, scenario: Scenario, result: Result) -> str:
+    @staticmethod
+    def _server(workers: int, threads: int) -> str:
+        if threads > 1:
+            return f"gunicorn with {workers} gthread workers of {threads} threads"
+        return f"gunicorn with {workers} sync workers"
+
+    def _line(self, scenario: Scenario, result: Result, cpu: Cpu | None = None) -> str:
         p50, p99 = result.percentile(50), result.percentile(99)
         wrong = sum(c for status, c in result.statuses.items() if status != scenario.status)
         wrong += sum(result.errors.values())
@@ -291,18 +330,28 @@ class Command(BaseCommand):
             f"{scenario.name:<12} p50 {p50 or 0:7.1f} ms  p99 {p99 or 0:7.1f} ms  "
             f"max {max(result.latencies_ms, default=0):7.1f} ms  {result.throughput:6.1f} req/s  "
             f"{result.sent} sent, {wrong} not {scenario.status}  {target:>9}  {verdict}"
+            + (f"  {cpu}" if cpu else "")
         )
 
-    def _report(self, customers, rate, duration, workers, results, before) -> None:
+    def _report(self, customers, rate, duration, server, results, before) -> None:
         self.stdout.write(
             f"\n{customers:,} customers, {rate:g} requests/s for {duration:g} s per scenario, "
-            f"gunicorn with {workers} sync workers (latency from each request's scheduled send time):"
+            f"{server} (latency from each request's scheduled send time):"
         )
-        for scenario, result in results:
-            self.stdout.write(self._line(scenario, result))
+        for scenario, result, cpu in results:
+            self.stdout.write(self._line(scenario, result, cpu))
             odd = {**{str(k): v for k, v in result.statuses.items() if k != scenario.status}, **result.errors}
             if odd:
                 self.stdout.write(f"    unexpected answers: {odd}")
+        floors = {scenario.name: result for scenario, result, _ in results if scenario.target_p99_ms is None}
+        if (floor := floors.get("floor_auth")) and floor.latencies_ms:
+            self.stdout.write("Beside the authenticated floor of this run (GET /v1/organization):")
+            for scenario, result, _ in results:
+                if scenario.target_p99_ms is not None and result.latencies_ms:
+                    self.stdout.write(
+                        f"  {scenario.name:<12} p50 {result.percentile(50):7.1f} (floor {floor.percentile(50):5.1f})"
+                        f"  p99 {result.percentile(99):7.1f} (floor {floor.percentile(99):5.1f}) ms"
+                    )
 
     def _summary(self, results, before) -> dict:
         return {
@@ -316,7 +365,8 @@ class Command(BaseCommand):
                     "statuses": {str(k): v for k, v in result.statuses.items()},
                     "errors": dict(result.errors),
                     "target_p99_ms": scenario.target_p99_ms,
+                    "cpu_ms_per_request": vars(cpu),
                 }
-                for scenario, result in results
+                for scenario, result, cpu in results
             },
         }
