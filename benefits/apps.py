@@ -12,3 +12,13 @@ class BenefitsConfig(AppConfig):
 
         events.register()
         consumers.register()
+        _demo_seeder()
+
+
+def _demo_seeder() -> None:
+    """The demo (core, below benefits) seeds benefits through its list of seeders."""
+    from benefits.demo import seed_benefits
+    from core import demo
+
+    if seed_benefits not in demo.SEEDERS:
+        demo.SEEDERS.append(seed_benefits)

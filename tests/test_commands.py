@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from accounts.models import AccessToken, Customer, Organization, User
 from accounts.services import access_token_authenticate
+from benefits.models import Benefit, BenefitGrant
 from billing.catalog.models import Discount, Price
 from billing.disputes.models import Dispute
 from billing.ledger.models import InvariantRun, ReconciliationRun
@@ -72,6 +73,13 @@ def test_bootstrap_and_demo_seed_are_idempotent(capsys):
     assert Payment.objects.filter(organization=acme).exclude(processor="manual").count() == 0
     assert acme.payment_processor == "stripe"
     assert Discount.objects.filter(organization=acme).count() == 3
+    # benefits on the plans, granted to their buyers at once (the chargeback's subscription lost
+    # its grants); a second seed creates none
+    assert Benefit.objects.filter(organization=acme).count() == 4
+    granted = BenefitGrant.objects.filter(organization=acme, status="granted")
+    assert granted.filter(benefit__type="license_keys").count() >= 5
+    assert granted.filter(benefit__type="downloadables").exists()  # the e-book orders
+    assert not BenefitGrant.objects.filter(next_attempt_at__isnull=False).exists()
     # every run prints a fresh working token; the previous demo token is revoked
     assert AccessToken.objects.filter(revoked_at__isnull=True).count() == 1
     secret = next(word for word in second.split() if word.startswith("recur_at_"))
