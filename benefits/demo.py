@@ -25,11 +25,7 @@ def seed_benefits(organization) -> None:
         organization=organization,
         type="license_keys",
         description="Acme Pro license key",
-        properties={
-            "prefix": "ACME",
-            "activations": {"limit": 3},
-            "expires": {"ttl": 1, "timeframe": "month"},
-        },
+        properties={"prefix": "ACME", "activations": {"limit": 3}},  # valid while the grant lasts
     )
     reports = benefit_services.benefit_create(
         organization=organization,
