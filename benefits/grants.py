@@ -20,7 +20,7 @@ from billing.orders.models import Order
 from billing.subscriptions.models import Subscription
 from core import clock
 from core.events.services import event_record
-from core.locks import lock_many, lock_one
+from core.locks import lock_all, lock_one
 
 logger = logging.getLogger("recur.benefits")
 
@@ -48,33 +48,48 @@ def _enqueue(grant_ids: list) -> None:
 
 
 def grants_reconcile(
-    *, subscription: Subscription | None = None, order: Order | None = None, reason: str
+    *,
+    subscription: Subscription | None = None,
+    order: Order | None = None,
+    reason: str | None = None,
+    holds: bool | None = None,
+    benefit_ids: list | None = None,
 ) -> list:
     """Make one scope's grants match what it should hold. Returns the ids of grants that now
-    have work. Idempotent: a second call with nothing changed marks nothing."""
+    have work. Idempotent: a second call with nothing changed marks nothing. ``holds`` and
+    ``benefit_ids`` (the product's live benefits) may come from the caller's batched reads;
+    ``reason`` (why grants are revoked) defaults to what the scope's state says."""
     if subscription is not None:
-        holds = selectors.subscription_holds(subscription)
-        product_id, customer_id, scope = (
+        scope_holds = selectors.subscription_holds(subscription) if holds is None else holds
+        product_id, customer_id, organization_id = (
             subscription.product_id,
             subscription.customer_id,
-            {"subscription": subscription},
+            subscription.organization_id,
         )
-        organization_id = subscription.organization_id
+        scope = {"subscription": subscription}
     else:
-        holds = selectors.order_holds(order)
-        product_id, customer_id, scope = (
-            order.product_id,
-            order.customer_id,
-            {"order": order, "subscription": None},
-        )
-        organization_id = order.organization_id
-    wanted = set(selectors.product_benefit_ids(product_id)) if holds and product_id else set()
+        scope_holds = selectors.order_holds(order) if holds is None else holds
+        product_id, customer_id, organization_id = order.product_id, order.customer_id, order.organization_id
+        scope = {"order": order, "subscription": None}
+    wanted = set()
+    if scope_holds and product_id:
+        wanted = set(selectors.product_benefit_ids(product_id) if benefit_ids is None else benefit_ids)
+
+    def why() -> str:  # read only when something is revoked
+        if reason:
+            return reason
+        if scope_holds:
+            return "benefit removed from the product"
+        if subscription is not None:
+            return selectors.subscription_revoke_reason(subscription)
+        return selectors.order_revoke_reason(order)
+
     return _reconcile_scope(
-        scope=scope, wanted=wanted, organization_id=organization_id, customer_id=customer_id, reason=reason
+        scope=scope, wanted=wanted, organization_id=organization_id, customer_id=customer_id, reason=why
     )
 
 
-def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, reason: str) -> list:
+def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, reason) -> list:
     now = clock.now()
     if wanted:
         BenefitGrant.objects.bulk_create(
@@ -90,10 +105,10 @@ def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, 
             ],
             ignore_conflicts=True,
         )
-    ids = BenefitGrant.objects.filter(**scope).values_list("pk", flat=True)
     changed = []
-    for grant in lock_many(BenefitGrant, list(ids)):
-        if _want(grant, granted=grant.benefit_id in wanted, reason=reason, now=now):
+    for grant in lock_all(BenefitGrant.objects.filter(**scope).order_by("pk")):
+        granted = grant.benefit_id in wanted
+        if _want(grant, granted=granted, reason="" if granted else reason, now=now):
             changed.append(grant.pk)
         elif grant.next_attempt_at is not None and grant.attempts == 0:
             changed.append(grant.pk)  # created just now (or still pending): process it
@@ -101,11 +116,13 @@ def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, 
     return changed
 
 
-def _want(grant: BenefitGrant, *, granted: bool, reason: str, now) -> bool:
-    """Set what the grant should be; True when that changed (and the work is now pending)."""
+def _want(grant: BenefitGrant, *, granted: bool, reason, now) -> bool:
+    """Set what the grant should be; True when that changed (and the work is now pending).
+    ``reason`` may be a callable, read only when the grant is revoked."""
     target = W.GRANTED if granted and not grant.revoked_by_operator else W.REVOKED
     if grant.wanted == target:
         return False
+    reason = reason() if callable(reason) else reason
     grant.wanted = target
     grant.revoke_reason = "" if granted else reason[:200]
     grant.next_attempt_at, grant.attempts, grant.error, grant.errored_at = now, 0, "", None

@@ -46,6 +46,26 @@ def order_holds(order: Order) -> bool:
     return holding_orders().filter(pk=order.pk).exists()
 
 
+def subscription_revoke_reason(subscription: Subscription) -> str:
+    """Why a subscription no longer holds, from its state (whichever event noticed it)."""
+    if subscription.status == S.PAUSED:
+        return "subscription paused"
+    if subscription.status in (S.PAST_DUE, S.UNPAID):
+        return "subscription unpaid after the grace period"
+    return "subscription ended"
+
+
+def order_revoke_reason(order: Order) -> str:
+    """Why a one-time order no longer holds, from its refunds and disputes."""
+    if Refund.objects.filter(order=order, revoke_benefits=True).exists():
+        return "refunded with benefits revoked"
+    if Dispute.objects.filter(
+        order=order, access_revoked_at__isnull=False, access_restored_at__isnull=True
+    ).exists():
+        return "payment disputed"
+    return "order refunded or voided"
+
+
 def product_benefit_ids(product_id) -> list:
     """The benefits a product unlocks now (not being removed, not deleted), in its order."""
     return list(
@@ -53,6 +73,43 @@ def product_benefit_ids(product_id) -> list:
             product_id=product_id, removed_at__isnull=True, benefit__deleted_at__isnull=True
         ).values_list("benefit_id", flat=True)
     )
+
+
+def product_benefit_ids_many(product_ids) -> dict:
+    """``product_benefit_ids`` for many products in one query: {product id: [benefit ids]}
+    (products without live benefits are absent)."""
+    found: dict = {}
+    rows = ProductBenefit.objects.filter(
+        product_id__in=set(product_ids), removed_at__isnull=True, benefit__deleted_at__isnull=True
+    ).values_list("product_id", "benefit_id")
+    for product_id, benefit_id in rows:
+        found.setdefault(product_id, []).append(benefit_id)
+    return found
+
+
+def holding_ids(*, subscription_ids=(), order_ids=()) -> tuple[set, set]:
+    """Which of these subscriptions and one-time orders hold now (two queries)."""
+    subscriptions = set(
+        holding_subscriptions().filter(pk__in=set(subscription_ids)).values_list("pk", flat=True)
+    )
+    orders = set(holding_orders().filter(pk__in=set(order_ids)).values_list("pk", flat=True))
+    return subscriptions, orders
+
+
+def scopes_with_grants(*, subscription_ids=(), order_ids=()) -> tuple[set, set]:
+    """Which of these scopes have any grant (one query): a scope whose product unlocks nothing
+    still has to revoke what it holds."""
+    found = BenefitGrant.objects.filter(
+        Q(subscription_id__in=set(subscription_ids))
+        | Q(subscription__isnull=True, order_id__in=set(order_ids))
+    ).values_list("subscription_id", "order_id")
+    subscriptions, orders = set(), set()
+    for subscription_id, order_id in found.distinct():
+        if subscription_id is not None:
+            subscriptions.add(subscription_id)
+        else:
+            orders.add(order_id)
+    return subscriptions, orders
 
 
 def customer_grants(*, customer, status: str | None = BenefitGrant.Status.GRANTED) -> QuerySet[BenefitGrant]:

@@ -59,7 +59,9 @@ def buy(org, product, pm, when):
         checkout = checkout_services.checkout_create(
             organization=org, product_id=product.pk, customer_email="buyer@example.com"
         )
-        assert checkout_services.checkout_confirm(checkout=checkout, payment_method_id=pm).status == "succeeded"
+        assert (
+            checkout_services.checkout_confirm(checkout=checkout, payment_method_id=pm).status == "succeeded"
+        )
     return checkout
 
 
@@ -70,7 +72,9 @@ def flag(org):
     )
 
 
-def test_subscription_grants_then_cancel_at_period_end_revokes_at_the_end(org, make_product, stripe_client, flag):
+def test_subscription_grants_then_cancel_at_period_end_revokes_at_the_end(
+    org, make_product, stripe_client, flag
+):
     product = make_product("Monthly", recurring="month")
     benefit_services.product_benefits_set(product=product, benefits=[flag])
     start = datetime.fromisoformat("2027-03-01T10:00:00+00:00")

@@ -84,7 +84,9 @@ def buy(org, product, pm: str, when: datetime, email: str = "buyer@example.com")
         checkout = checkout_services.checkout_create(
             organization=org, product_id=product.pk, customer_email=email
         )
-        assert checkout_services.checkout_confirm(checkout=checkout, payment_method_id=pm).status == "succeeded"
+        assert (
+            checkout_services.checkout_confirm(checkout=checkout, payment_method_id=pm).status == "succeeded"
+        )
     return checkout
 
 
