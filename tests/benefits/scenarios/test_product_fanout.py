@@ -24,19 +24,28 @@ BATCH = 150  # holders per fan-out transaction here (500 in production): 7 batch
 
 
 @pytest.fixture
-def subscribers(org, make_product):
-    """``HOLDERS`` active monthly subscriptions of one product (rows written directly, as
-    the renewal benchmark seeds them), plus a canceled one, which holds nothing."""
+def subscribers(make_subscribers):
+    return make_subscribers(HOLDERS)
+
+
+@pytest.fixture
+def make_subscribers(org, make_product):
+    """``n`` active monthly subscriptions of one product (rows written directly, as the
+    renewal benchmark seeds them), plus a canceled one, which holds nothing."""
+    return lambda n: _subscribers(org, make_product, n)
+
+
+def _subscribers(org, make_product, n):
     product = make_product("Team", recurring="month")
     price = product.prices.get()
     now = clock.now()
     customers = Customer.objects.bulk_create(
-        Customer(organization=org, email=f"holder{i}@example.com") for i in range(HOLDERS + 1)
+        Customer(organization=org, email=f"holder{i}@example.com") for i in range(n + 1)
     )
     Subscription.objects.bulk_create(
         Subscription(
             organization=org, customer=c, product=product, price=price,
-            status="active" if i < HOLDERS else "canceled", currency="usd", amount=2000,
+            status="active" if i < n else "canceled", currency="usd", amount=2000,
             billing_anchor=now, current_period_start=now, current_period_end=now + relativedelta(months=1),
         )
         for i, c in enumerate(customers)
@@ -118,18 +127,20 @@ class _Lost:
         return None
 
 
-def test_new_settings_reach_every_holder_and_delete_revokes_all(org, subscribers, flag, counted_batches):
+def test_new_settings_reach_every_holder_and_delete_revokes_all(org, make_subscribers, flag, counted_batches):
+    holders = 250  # three of the sweeper's batches of 100
+    subscribers = make_subscribers(holders)
     benefit_services.product_benefits_set(product=subscribers, benefits=[flag])
     benefit_services.benefit_update(benefit=flag, properties={"key": "pro_reports", "metadata": {"seats": 5}})
     assert not BenefitGrant.objects.filter(update_requested=True).exists()
-    assert events_of("benefit_grant.updated") == HOLDERS
+    assert events_of("benefit_grant.updated") == holders
     assert BenefitGrant.objects.filter(next_attempt_at__isnull=False).count() == 0
     run_jobs(clock.now() + timedelta(minutes=2))
-    assert events_of("benefit_grant.updated") == HOLDERS
+    assert events_of("benefit_grant.updated") == holders
 
     benefit_services.benefit_delete(benefit=flag)
-    assert BenefitGrant.objects.filter(status="revoked", revoke_reason="benefit deleted").count() == HOLDERS
-    assert events_of("benefit_grant.revoked") == HOLDERS
+    assert BenefitGrant.objects.filter(status="revoked", revoke_reason="benefit deleted").count() == holders
+    assert events_of("benefit_grant.revoked") == holders
     run_jobs(clock.now() + timedelta(minutes=4))
-    assert events_of("benefit_grant.revoked") == HOLDERS
+    assert events_of("benefit_grant.revoked") == holders
     assert Event.objects.filter(type="benefit.deleted").count() == 1
