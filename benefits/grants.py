@@ -20,6 +20,7 @@ from billing.orders.models import Order
 from billing.subscriptions.models import Subscription
 from core import clock
 from core.events.services import event_record
+from core.faults import crash_point
 from core.locks import lock_all, lock_one
 
 logger = logging.getLogger("recur.benefits")
@@ -338,6 +339,7 @@ def _process_once(grant_id) -> str | None:
                 _fail(grant, exc, now)
                 return "failed"
             _apply(grant, action, properties, now)
+            crash_point("benefits.grant_recorded")  # before the outcome commits
             return action
         grant.claimed_until = now + CLAIM
         grant.save(update_fields=["claimed_until", "updated_at"])
@@ -357,6 +359,7 @@ def _process_once(grant_id) -> str | None:
             return "failed"
         # What was wanted may have changed meanwhile: record this, and the next action follows.
         _apply(grant, action, properties, now)
+        crash_point("benefits.grant_recorded")
         return action
 
 
