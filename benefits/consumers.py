@@ -9,7 +9,7 @@ in a few queries, and skips every scope whose product unlocks nothing and that h
 grant, so renewals of products without benefits cost the consumer almost nothing."""
 
 from benefits import selectors
-from benefits.grants import grants_reconcile, grants_request_cycle
+from benefits.grants import grants_reconcile, grants_request_cycle_many
 from billing.disputes.models import Dispute
 from billing.orders.models import Order
 from billing.refunds.models import Refund
@@ -52,7 +52,8 @@ def _order_ids(events) -> set:
 
 
 def benefits_on_events(events) -> None:
-    """Reconcile each scope the events touch once, then cycle the renewed subscriptions."""
+    """Reconcile each scope the events touch whose grants differ from what it should hold
+    (once, however many events name it), then cycle the renewed subscriptions' grants."""
     events = list(events)
     subscription_ids = {e.object_id for e in events if e.type.startswith("subscription.")}
     cycled = {e.object_id for e in events if e.type == "subscription.cycled"}
@@ -68,28 +69,30 @@ def benefits_on_events(events) -> None:
     benefits = selectors.product_benefit_ids_many(
         {s.product_id for s in subscriptions} | {o.product_id for o in orders if o.product_id}
     )
-    granted_subscriptions, granted_orders = selectors.scopes_with_grants(
+    held = selectors.scope_grants(
         subscription_ids=[s.pk for s in subscriptions], order_ids=[o.pk for o in orders]
     )
-    subscriptions = [s for s in subscriptions if s.product_id in benefits or s.pk in granted_subscriptions]
-    orders = [o for o in orders if o.product_id in benefits or o.pk in granted_orders]
+    # A scope whose product unlocks nothing and that holds no grant has nothing to do.
+    subscriptions = [s for s in subscriptions if s.product_id in benefits or ("s", s.pk) in held]
+    orders = [o for o in orders if o.product_id in benefits or ("o", o.pk) in held]
     if not subscriptions and not orders:
         return
     holding_subscriptions, holding_orders = selectors.holding_ids(
         subscription_ids=[s.pk for s in subscriptions], order_ids=[o.pk for o in orders]
     )
     for subscription in sorted(subscriptions, key=lambda s: str(s.pk)):
-        grants_reconcile(
-            subscription=subscription,
-            holds=subscription.pk in holding_subscriptions,
-            benefit_ids=benefits.get(subscription.product_id, []),
-        )
-        if str(subscription.pk) in cycled:
-            grants_request_cycle(subscription=subscription)
+        holds = subscription.pk in holding_subscriptions
+        benefit_ids = benefits.get(subscription.product_id, []) if holds else []
+        if not selectors.grants_match(held.get(("s", subscription.pk), []), benefit_ids):
+            grants_reconcile(subscription=subscription, holds=holds, benefit_ids=benefit_ids)
     for order in sorted(orders, key=lambda o: str(o.pk)):
-        grants_reconcile(
-            order=order, holds=order.pk in holding_orders, benefit_ids=benefits.get(order.product_id, [])
-        )
+        holds = order.pk in holding_orders
+        benefit_ids = benefits.get(order.product_id, []) if holds else []
+        if not selectors.grants_match(held.get(("o", order.pk), []), benefit_ids):
+            grants_reconcile(order=order, holds=holds, benefit_ids=benefit_ids)
+    renewed = [s.pk for s in subscriptions if str(s.pk) in cycled]
+    if renewed:
+        grants_request_cycle_many(subscription_ids=renewed)
 
 
 def benefits_on_event(event) -> None:

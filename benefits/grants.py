@@ -158,12 +158,22 @@ def grant_retry_now(*, grant: BenefitGrant) -> None:
 
 def grants_request_cycle(*, subscription: Subscription) -> list:
     """A new period began: the subscription's granted grants renew (credits, expiry)."""
+    return grants_request_cycle_many(subscription_ids=[subscription.pk])
+
+
+def grants_request_cycle_many(*, subscription_ids) -> list:
+    """``grants_request_cycle`` for many renewed subscriptions in two statements."""
     now = clock.now()
     ids = list(
-        BenefitGrant.objects.filter(subscription=subscription, wanted=W.GRANTED).values_list("pk", flat=True)
+        BenefitGrant.objects.filter(subscription_id__in=list(subscription_ids), wanted=W.GRANTED).values_list(
+            "pk", flat=True
+        )
     )
-    BenefitGrant.objects.filter(pk__in=ids).update(cycle_requested=True, next_attempt_at=now, updated_at=now)
-    _enqueue(ids)
+    if ids:
+        BenefitGrant.objects.filter(pk__in=ids).update(
+            cycle_requested=True, next_attempt_at=now, updated_at=now
+        )
+        _enqueue(ids)
     return ids
 
 
@@ -304,32 +314,35 @@ def grant_process(*, grant_id) -> str | None:
     last action done, or None when there was nothing to do (or another worker holds it)."""
     done = None
     for _ in range(ACTIONS_PER_CALL):
-        result = _process_once(grant_id)
+        result, more = _process_once(grant_id)
         if result in (None, "busy", "failed"):
             return done if result is None else result
         done = result
+        if not more:  # nothing left to do: no need to look again
+            break
     return done
 
 
-def _process_once(grant_id) -> str | None:
+def _process_once(grant_id) -> tuple[str | None, bool]:
+    """One action in one transaction: (what was done or why not, whether more is pending)."""
     with transaction.atomic():
         grant = lock_one(BenefitGrant.objects.select_related("benefit"), grant_id, skip_locked=True)
         if grant is None:
-            return "busy"
+            return "busy", False
         now = clock.now()
         if grant.next_attempt_at is None or grant.next_attempt_at > now:
-            return None
+            return None, False
         if grant.claimed_until is not None and grant.claimed_until > now:
-            return "busy"
+            return "busy", False
         action = _next_action(grant)
         if action is None:
             grant.next_attempt_at = None
             grant.claimed_until = None
             grant.save(update_fields=["next_attempt_at", "claimed_until", "updated_at"])
-            return None
+            return None, False
         if action == "drop":
             _apply(grant, "drop", dict(grant.properties), now)
-            return action
+            return action, grant.next_attempt_at is not None
         strategy = strategy_for(grant.benefit.type)
         if not strategy.calls_out:
             try:
@@ -337,10 +350,14 @@ def _process_once(grant_id) -> str | None:
                     properties = getattr(strategy, action)(grant=grant, benefit=grant.benefit)
             except BenefitError as exc:
                 _fail(grant, exc, now)
-                return "failed"
+                return "failed", False
+            except Exception as exc:  # a bug: retried with backoff and shown, not retried every sweep
+                logger.exception("benefit grant %s: %s failed", grant_id, action)
+                _fail(grant, BenefitRetryableError(f"{type(exc).__name__}: {exc}"), now)
+                return "failed", False
             _apply(grant, action, properties, now)
             crash_point("benefits.grant_recorded")  # before the outcome commits
-            return action
+            return action, grant.next_attempt_at is not None
         grant.claimed_until = now + CLAIM
         grant.save(update_fields=["claimed_until", "updated_at"])
     # A strategy that calls out runs with the grant claimed, not locked.
@@ -356,11 +373,11 @@ def _process_once(grant_id) -> str | None:
         now = clock.now()
         if error is not None:
             _fail(grant, error, now)
-            return "failed"
+            return "failed", False
         # What was wanted may have changed meanwhile: record this, and the next action follows.
         _apply(grant, action, properties, now)
         crash_point("benefits.grant_recorded")
-        return action
+        return action, grant.next_attempt_at is not None
 
 
 EVENT_OF = {

@@ -16,6 +16,7 @@ from billing.subscriptions.models import Subscription
 from core import clock
 
 S = Subscription.Status
+W = BenefitGrant.Wanted
 HOLDING_STATUSES = (S.ACTIVE, S.TRIALING)
 GRACE_STATUSES = (S.PAST_DUE, S.UNPAID, S.CANCELED)
 
@@ -89,27 +90,42 @@ def product_benefit_ids_many(product_ids) -> dict:
 
 def holding_ids(*, subscription_ids=(), order_ids=()) -> tuple[set, set]:
     """Which of these subscriptions and one-time orders hold now (two queries)."""
-    subscriptions = set(
-        holding_subscriptions().filter(pk__in=set(subscription_ids)).values_list("pk", flat=True)
-    )
-    orders = set(holding_orders().filter(pk__in=set(order_ids)).values_list("pk", flat=True))
+    subscriptions, orders = set(), set()
+    if subscription_ids:
+        subscriptions = set(
+            holding_subscriptions().filter(pk__in=set(subscription_ids)).values_list("pk", flat=True)
+        )
+    if order_ids:
+        orders = set(holding_orders().filter(pk__in=set(order_ids)).values_list("pk", flat=True))
     return subscriptions, orders
 
 
-def scopes_with_grants(*, subscription_ids=(), order_ids=()) -> tuple[set, set]:
-    """Which of these scopes have any grant (one query): a scope whose product unlocks nothing
-    still has to revoke what it holds."""
-    found = BenefitGrant.objects.filter(
+def scope_grants(*, subscription_ids=(), order_ids=()) -> dict:
+    """The grants of these scopes (one query), as {("s" | "o", scope id): [(benefit id,
+    wanted, revoked by an operator)]}: enough to tell whether a scope's grants already match
+    what it should hold."""
+    found: dict = {}
+    rows = BenefitGrant.objects.filter(
         Q(subscription_id__in=set(subscription_ids))
         | Q(subscription__isnull=True, order_id__in=set(order_ids))
-    ).values_list("subscription_id", "order_id")
-    subscriptions, orders = set(), set()
-    for subscription_id, order_id in found.distinct():
-        if subscription_id is not None:
-            subscriptions.add(subscription_id)
-        else:
-            orders.add(order_id)
-    return subscriptions, orders
+    ).values_list("subscription_id", "order_id", "benefit_id", "wanted", "revoked_by_operator")
+    for subscription_id, order_id, benefit_id, wanted, by_operator in rows:
+        key = ("s", subscription_id) if subscription_id is not None else ("o", order_id)
+        found.setdefault(key, []).append((benefit_id, wanted, by_operator))
+    return found
+
+
+def grants_match(grants: list, wanted_benefit_ids) -> bool:
+    """True when a scope's grants (``scope_grants`` rows) are what it should hold: one per
+    wanted benefit, each wanted as it should be (an operator's revocation stays)."""
+    wanted_benefit_ids = set(wanted_benefit_ids)
+    if wanted_benefit_ids - {benefit_id for benefit_id, _, _ in grants}:
+        return False
+    for benefit_id, wanted, by_operator in grants:
+        target = W.GRANTED if benefit_id in wanted_benefit_ids and not by_operator else W.REVOKED
+        if wanted != target:
+            return False
+    return True
 
 
 def customer_grants(*, customer, status: str | None = BenefitGrant.Status.GRANTED) -> QuerySet[BenefitGrant]:
