@@ -9,6 +9,7 @@ from billing.orders.models import Order
 from billing.subscriptions import dunning, renewals, services
 from billing.subscriptions.models import BillingEntry
 from core.errors import Conflict, InvalidInput
+from core.events.models import Event
 from core.models import AuditEntry
 from tests.subscriptions.scenario import START, price_of, subscribe
 
@@ -136,7 +137,9 @@ def test_revoke_ends_now_and_stops_dunning(manual_org, plans):
     subscription = subscribe(manual_org, plans["basic"])
     services.subscription_revoke(subscription=subscription, reason="fraud")
     subscription.refresh_from_db()
-    assert subscription.status == "canceled" and subscription.benefits_revoke_at is not None
+    # Access goes now: subscription.revoked is recorded at once, nothing left for the job.
+    assert subscription.status == "canceled" and subscription.benefits_revoke_at is None
+    assert Event.objects.filter(type="subscription.revoked", object_id=str(subscription.pk)).count() == 1
     with pytest.raises(Conflict):
         services.subscription_revoke(subscription=subscription)
 
