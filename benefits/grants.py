@@ -358,7 +358,7 @@ def _process_once(grant_id) -> tuple[str | None, bool]:
             _apply(grant, action, properties, now)
             crash_point("benefits.grant_recorded")  # before the outcome commits
             return action, grant.next_attempt_at is not None
-        grant.claimed_until = now + CLAIM
+        claim = grant.claimed_until = now + CLAIM
         grant.save(update_fields=["claimed_until", "updated_at"])
     # A strategy that calls out runs with the grant claimed, not locked.
     try:
@@ -371,6 +371,11 @@ def _process_once(grant_id) -> tuple[str | None, bool]:
     with transaction.atomic():
         grant = lock_one(BenefitGrant.objects.select_related("benefit"), grant_id)
         now = clock.now()
+        if grant.claimed_until != claim:
+            # The call outlived its claim and another worker took the grant over (and may have
+            # recorded the same action): its outcome stands; recording this one would double it.
+            logger.warning("benefit grant %s: %s outlived its claim; outcome dropped", grant_id, action)
+            return "busy", False
         if error is not None:
             _fail(grant, error, now)
             return "failed", False
