@@ -71,6 +71,7 @@ BENCH_API_DURATION ?= 20
 BENCH_API_WORKERS ?= 4
 BENCH_API_THREADS ?= 1
 BENCH_WEBHOOK_EVENTS ?= 10000
+BENCH_BENEFIT_N ?= 10000
 # A fresh database each run: tables bloated by earlier runs (a million ledger rows written
 # and deleted) slowed the renewal benchmark by a third.
 bench: install services
@@ -81,6 +82,7 @@ bench: install services
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_ledger_balance --entries $(BENCH_LEDGER_ENTRIES)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_webhooks --events $(BENCH_WEBHOOK_EVENTS) --workers $(BENCH_WORKERS)
 	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_downloads --mb 20 --downloads 200 --files 10
+	DATABASE_URL=postgres://postgres@localhost:5432/$(BENCH_DB) $(PY) manage.py bench_benefit_events --n $(BENCH_BENEFIT_N)
 	$(MAKE) --no-print-directory bench-api
 
 # The API under load (gunicorn, open-loop generator) on a database of its own.

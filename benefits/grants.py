@@ -20,7 +20,8 @@ from billing.orders.models import Order
 from billing.subscriptions.models import Subscription
 from core import clock
 from core.events.services import event_record
-from core.locks import lock_many, lock_one
+from core.faults import crash_point
+from core.locks import lock_all, lock_one
 
 logger = logging.getLogger("recur.benefits")
 
@@ -48,33 +49,48 @@ def _enqueue(grant_ids: list) -> None:
 
 
 def grants_reconcile(
-    *, subscription: Subscription | None = None, order: Order | None = None, reason: str
+    *,
+    subscription: Subscription | None = None,
+    order: Order | None = None,
+    reason: str | None = None,
+    holds: bool | None = None,
+    benefit_ids: list | None = None,
 ) -> list:
     """Make one scope's grants match what it should hold. Returns the ids of grants that now
-    have work. Idempotent: a second call with nothing changed marks nothing."""
+    have work. Idempotent: a second call with nothing changed marks nothing. ``holds`` and
+    ``benefit_ids`` (the product's live benefits) may come from the caller's batched reads;
+    ``reason`` (why grants are revoked) defaults to what the scope's state says."""
     if subscription is not None:
-        holds = selectors.subscription_holds(subscription)
-        product_id, customer_id, scope = (
+        scope_holds = selectors.subscription_holds(subscription) if holds is None else holds
+        product_id, customer_id, organization_id = (
             subscription.product_id,
             subscription.customer_id,
-            {"subscription": subscription},
+            subscription.organization_id,
         )
-        organization_id = subscription.organization_id
+        scope = {"subscription": subscription}
     else:
-        holds = selectors.order_holds(order)
-        product_id, customer_id, scope = (
-            order.product_id,
-            order.customer_id,
-            {"order": order, "subscription": None},
-        )
-        organization_id = order.organization_id
-    wanted = set(selectors.product_benefit_ids(product_id)) if holds and product_id else set()
+        scope_holds = selectors.order_holds(order) if holds is None else holds
+        product_id, customer_id, organization_id = order.product_id, order.customer_id, order.organization_id
+        scope = {"order": order, "subscription": None}
+    wanted = set()
+    if scope_holds and product_id:
+        wanted = set(selectors.product_benefit_ids(product_id) if benefit_ids is None else benefit_ids)
+
+    def why() -> str:  # read only when something is revoked
+        if reason:
+            return reason
+        if scope_holds:
+            return "benefit removed from the product"
+        if subscription is not None:
+            return selectors.subscription_revoke_reason(subscription)
+        return selectors.order_revoke_reason(order)
+
     return _reconcile_scope(
-        scope=scope, wanted=wanted, organization_id=organization_id, customer_id=customer_id, reason=reason
+        scope=scope, wanted=wanted, organization_id=organization_id, customer_id=customer_id, reason=why
     )
 
 
-def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, reason: str) -> list:
+def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, reason) -> list:
     now = clock.now()
     if wanted:
         BenefitGrant.objects.bulk_create(
@@ -90,10 +106,10 @@ def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, 
             ],
             ignore_conflicts=True,
         )
-    ids = BenefitGrant.objects.filter(**scope).values_list("pk", flat=True)
     changed = []
-    for grant in lock_many(BenefitGrant, list(ids)):
-        if _want(grant, granted=grant.benefit_id in wanted, reason=reason, now=now):
+    for grant in lock_all(BenefitGrant.objects.filter(**scope).order_by("pk")):
+        granted = grant.benefit_id in wanted
+        if _want(grant, granted=granted, reason="" if granted else reason, now=now):
             changed.append(grant.pk)
         elif grant.next_attempt_at is not None and grant.attempts == 0:
             changed.append(grant.pk)  # created just now (or still pending): process it
@@ -101,11 +117,13 @@ def _reconcile_scope(*, scope: dict, wanted: set, organization_id, customer_id, 
     return changed
 
 
-def _want(grant: BenefitGrant, *, granted: bool, reason: str, now) -> bool:
-    """Set what the grant should be; True when that changed (and the work is now pending)."""
+def _want(grant: BenefitGrant, *, granted: bool, reason, now) -> bool:
+    """Set what the grant should be; True when that changed (and the work is now pending).
+    ``reason`` may be a callable, read only when the grant is revoked."""
     target = W.GRANTED if granted and not grant.revoked_by_operator else W.REVOKED
     if grant.wanted == target:
         return False
+    reason = reason() if callable(reason) else reason
     grant.wanted = target
     grant.revoke_reason = "" if granted else reason[:200]
     grant.next_attempt_at, grant.attempts, grant.error, grant.errored_at = now, 0, "", None
@@ -140,12 +158,22 @@ def grant_retry_now(*, grant: BenefitGrant) -> None:
 
 def grants_request_cycle(*, subscription: Subscription) -> list:
     """A new period began: the subscription's granted grants renew (credits, expiry)."""
+    return grants_request_cycle_many(subscription_ids=[subscription.pk])
+
+
+def grants_request_cycle_many(*, subscription_ids) -> list:
+    """``grants_request_cycle`` for many renewed subscriptions in two statements."""
     now = clock.now()
     ids = list(
-        BenefitGrant.objects.filter(subscription=subscription, wanted=W.GRANTED).values_list("pk", flat=True)
+        BenefitGrant.objects.filter(subscription_id__in=list(subscription_ids), wanted=W.GRANTED).values_list(
+            "pk", flat=True
+        )
     )
-    BenefitGrant.objects.filter(pk__in=ids).update(cycle_requested=True, next_attempt_at=now, updated_at=now)
-    _enqueue(ids)
+    if ids:
+        BenefitGrant.objects.filter(pk__in=ids).update(
+            cycle_requested=True, next_attempt_at=now, updated_at=now
+        )
+        _enqueue(ids)
     return ids
 
 
@@ -286,32 +314,35 @@ def grant_process(*, grant_id) -> str | None:
     last action done, or None when there was nothing to do (or another worker holds it)."""
     done = None
     for _ in range(ACTIONS_PER_CALL):
-        result = _process_once(grant_id)
+        result, more = _process_once(grant_id)
         if result in (None, "busy", "failed"):
             return done if result is None else result
         done = result
+        if not more:  # nothing left to do: no need to look again
+            break
     return done
 
 
-def _process_once(grant_id) -> str | None:
+def _process_once(grant_id) -> tuple[str | None, bool]:
+    """One action in one transaction: (what was done or why not, whether more is pending)."""
     with transaction.atomic():
         grant = lock_one(BenefitGrant.objects.select_related("benefit"), grant_id, skip_locked=True)
         if grant is None:
-            return "busy"
+            return "busy", False
         now = clock.now()
         if grant.next_attempt_at is None or grant.next_attempt_at > now:
-            return None
+            return None, False
         if grant.claimed_until is not None and grant.claimed_until > now:
-            return "busy"
+            return "busy", False
         action = _next_action(grant)
         if action is None:
             grant.next_attempt_at = None
             grant.claimed_until = None
             grant.save(update_fields=["next_attempt_at", "claimed_until", "updated_at"])
-            return None
+            return None, False
         if action == "drop":
             _apply(grant, "drop", dict(grant.properties), now)
-            return action
+            return action, grant.next_attempt_at is not None
         strategy = strategy_for(grant.benefit.type)
         if not strategy.calls_out:
             try:
@@ -319,10 +350,15 @@ def _process_once(grant_id) -> str | None:
                     properties = getattr(strategy, action)(grant=grant, benefit=grant.benefit)
             except BenefitError as exc:
                 _fail(grant, exc, now)
-                return "failed"
+                return "failed", False
+            except Exception as exc:  # a bug: retried with backoff and shown, not retried every sweep
+                logger.exception("benefit grant %s: %s failed", grant_id, action)
+                _fail(grant, BenefitRetryableError(f"{type(exc).__name__}: {exc}"), now)
+                return "failed", False
             _apply(grant, action, properties, now)
-            return action
-        grant.claimed_until = now + CLAIM
+            crash_point("benefits.grant_recorded")  # before the outcome commits
+            return action, grant.next_attempt_at is not None
+        claim = grant.claimed_until = now + CLAIM
         grant.save(update_fields=["claimed_until", "updated_at"])
     # A strategy that calls out runs with the grant claimed, not locked.
     try:
@@ -335,12 +371,18 @@ def _process_once(grant_id) -> str | None:
     with transaction.atomic():
         grant = lock_one(BenefitGrant.objects.select_related("benefit"), grant_id)
         now = clock.now()
+        if grant.claimed_until != claim:
+            # The call outlived its claim and another worker took the grant over (and may have
+            # recorded the same action): its outcome stands; recording this one would double it.
+            logger.warning("benefit grant %s: %s outlived its claim; outcome dropped", grant_id, action)
+            return "busy", False
         if error is not None:
             _fail(grant, error, now)
-            return "failed"
+            return "failed", False
         # What was wanted may have changed meanwhile: record this, and the next action follows.
         _apply(grant, action, properties, now)
-        return action
+        crash_point("benefits.grant_recorded")
+        return action, grant.next_attempt_at is not None
 
 
 EVENT_OF = {

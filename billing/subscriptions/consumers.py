@@ -72,6 +72,7 @@ def _dunning_gave_up(subscription: Subscription, order: Order, at) -> None:
     if not still_given_up or subscription.status not in (S.ACTIVE, S.TRIALING, S.PAST_DUE):
         return
     organization = subscription.organization
+    revoked_already = subscription.status == S.PAST_DUE and subscription.benefits_revoke_at is None
     if organization.dunning_final_action == "unpaid":
         subscription.status = S.UNPAID
         kind = "subscription.updated"
@@ -81,8 +82,10 @@ def _dunning_gave_up(subscription: Subscription, order: Order, at) -> None:
         subscription.ended_at = at
         subscription.cancellation_reason = subscription.cancellation_reason or "payment_failed"
         kind = "subscription.canceled"
-    # The grace period runs from the first failure; if it is over, access goes now.
-    grace_end = (subscription.past_due_at or at) + timedelta(days=organization.benefit_grace_days)
-    subscription.benefits_revoke_at = max(grace_end, at)
+    # The grace period runs from the first failure; if it is over, access goes now, unless
+    # it went already (past due with no revocation left pending: recorded once, not twice).
+    if not revoked_already:
+        grace_end = (subscription.past_due_at or at) + timedelta(days=organization.benefit_grace_days)
+        subscription.benefits_revoke_at = max(grace_end, at)
     subscription.save()
     subscription_event_record(type=kind, subscription=subscription)
