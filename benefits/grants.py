@@ -359,6 +359,7 @@ def _process_once(grant_id) -> tuple[str | None, bool]:
             crash_point("benefits.grant_recorded")  # before the outcome commits
             return action, grant.next_attempt_at is not None
         claim = grant.claimed_until = now + CLAIM
+        asked = (grant.cycle_requested, grant.update_requested)
         grant.save(update_fields=["claimed_until", "updated_at"])
     # A strategy that calls out runs with the grant claimed, not locked.
     try:
@@ -380,7 +381,9 @@ def _process_once(grant_id) -> tuple[str | None, bool]:
             _fail(grant, error, now)
             return "failed", False
         # What was wanted may have changed meanwhile: record this, and the next action follows.
-        _apply(grant, action, properties, now)
+        # A cycle or an update asked for during the call was not seen by it: it stays asked.
+        late = (grant.cycle_requested and not asked[0], grant.update_requested and not asked[1])
+        _apply(grant, action, properties, now, keep=late)
         crash_point("benefits.grant_recorded")
         return action, grant.next_attempt_at is not None
 
@@ -392,7 +395,7 @@ EVENT_OF = {
 }
 
 
-def _apply(grant: BenefitGrant, action: str, properties: dict, now) -> None:
+def _apply(grant: BenefitGrant, action: str, properties: dict, now, keep=(False, False)) -> None:
     event = EVENT_OF.get(action, "benefit_grant.updated")
     if action == "grant":
         if grant.granted_at is not None:
@@ -406,6 +409,9 @@ def _apply(grant: BenefitGrant, action: str, properties: dict, now) -> None:
         grant.cycle_requested = False
     elif action == "update":
         grant.update_requested = False
+    if grant.status == G.GRANTED:
+        grant.cycle_requested = grant.cycle_requested or keep[0]
+        grant.update_requested = grant.update_requested or keep[1]
     grant.properties = properties
     grant.attempts, grant.error, grant.errored_at, grant.claimed_until = 0, "", None, None
     grant.next_attempt_at = now if _next_action(grant) else None
