@@ -7,9 +7,10 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q
 from django.db.models.functions import Lower, Upper
 
+from accounts import token_cache
 from billing.money import is_supported_currency
 from core import clock
 from core.audit import Actor
@@ -74,12 +75,28 @@ class ProrationBehavior(models.TextChoices):
     NONE = "none", "No proration"
 
 
+class AuthEpochQuerySet(models.QuerySet):
+    """For models that API authentication remembers per process (tokens, organizations): an
+    ``update()`` bumps the authentication epoch, as a save or delete does through signals
+    (``accounts.token_cache``)."""
+
+    def update(self, **kwargs) -> int:
+        rows = super().update(**kwargs)
+        token_cache.epoch_bump()
+        return rows
+
+    def update_keeping_epoch(self, **kwargs) -> int:
+        return super().update(**kwargs)
+
+
 def default_dunning_schedule() -> list[int]:
     return [2, 5, 7, 7]
 
 
 class Organization(BaseModel):
     """A merchant: the tenant every other row belongs to."""
+
+    objects = AuthEpochQuerySet.as_manager()
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -166,6 +183,24 @@ class Membership(BaseModel):
         return f"{self.user} @ {self.organization} ({self.role})"
 
 
+class NameSearchKey(Func):
+    """A name with each space made a word character (``'0'``), so that its trigrams run across
+    words. The trigram index keeps only trigrams inside words, so a full name such as "Jean
+    Ritchie" could only intersect the long posting lists of "JEA", "EAN", "RIT"... (every Jean
+    and every Ritchie); "N0R" and "AN0" are rare. The same character-for-character mapping of
+    the searched text (``name_search_key``) keeps a substring a substring, so nothing that
+    matches is lost; what the key matches beyond (a real "0") is dropped by the exact match
+    that goes with it (``accounts.selectors``). The space and the '0' are literals in the SQL,
+    as in the index's expression, so that the planner recognises it."""
+
+    template = "TRANSLATE(%(expressions)s, ' ', '0')"
+    output_field = models.TextField()
+
+
+def name_search_key(text: str) -> str:
+    return text.replace(" ", "0")
+
+
 class Customer(BaseModel):
     """A merchant's buyer. ``external_id`` is the merchant's own id, used to upsert."""
 
@@ -200,8 +235,12 @@ class Customer(BaseModel):
             GinIndex(
                 OpClass(Upper("email"), name="gin_trgm_ops"), name="customer_email_trgm_idx", fastupdate=False
             ),
+            # Names by their search key (NameSearchKey): trigrams that span the space between
+            # words, which make a full name selective.
             GinIndex(
-                OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_trgm_idx", fastupdate=False
+                OpClass(Upper(NameSearchKey("name")), name="gin_trgm_ops"),
+                name="customer_name_key_trgm_idx",
+                fastupdate=False,
             ),
             GinIndex(
                 OpClass(Upper("external_id"), name="gin_trgm_ops"),
@@ -220,6 +259,8 @@ def hash_token(secret: str) -> str:
 
 class AccessToken(BaseModel):
     """An organization's API credential. Only a hash of the secret is kept."""
+
+    objects = AuthEpochQuerySet.as_manager()
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="access_tokens")
     name = models.CharField(max_length=100)

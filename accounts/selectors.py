@@ -3,9 +3,9 @@ form an index serves (see the indexes on ``Customer``)."""
 
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Lower
-from django.db.models.lookups import Exact
+from django.db.models.lookups import Exact, IContains
 
-from accounts.models import Customer
+from accounts.models import Customer, NameSearchKey, name_search_key
 
 
 def email_equals(field: str, email: str) -> Exact:
@@ -17,14 +17,19 @@ def email_equals(field: str, email: str) -> Exact:
 def customer_text_match(term: str, *, fields: tuple[str, ...] = ("email", "name")) -> Q:
     """A case-insensitive substring of any of ``fields``. ``icontains`` compiles to
     ``UPPER(field) LIKE UPPER('%term%')``, which the trigram indexes on ``UPPER(field)`` serve
-    for terms of three characters or more."""
+    for terms of three characters or more; the name through its search key."""
     if any(c.isspace() for c in term):
         # An e-mail address holds no whitespace: its trigram index would only add candidates.
         fields = tuple(f for f in fields if f != "email") or fields
     match = Q()
     for field in fields:
-        match |= Q(**{f"{field}__icontains": term})
+        match |= _name_contains(term) if field == "name" else Q(**{f"{field}__icontains": term})
     return match
+
+
+def _name_contains(term: str) -> Q:
+    # The key's condition is what the index serves; the plain one is the exact match.
+    return Q(IContains(NameSearchKey("name"), name_search_key(term))) & Q(name__icontains=term)
 
 
 def customers_with_email(email: str, *, organization=None) -> QuerySet[Customer]:

@@ -8,6 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.utils.text import slugify
 
+from accounts import token_cache
 from accounts.locks import customer_lock
 from accounts.metadata import customer_metadata_check
 from accounts.models import AccessToken, Customer, Membership, Organization, User, hash_token
@@ -173,17 +174,35 @@ def access_token_create(
     return token, secret
 
 
-def access_token_authenticate(*, secret: str) -> AccessToken | None:
-    """The active token with this secret, or None. Records use at most once a minute."""
-    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+def access_token_secret_plausible(secret: str) -> bool:
+    return secret.startswith(TOKEN_PREFIX) and len(secret) <= 200
+
+
+def access_token_authenticate(*, secret: str, epoch: bytes | None = None) -> AccessToken | None:
+    """The active token with this secret, or None. Records use at most once a minute.
+
+    Given the authentication ``epoch`` read from Redis, a token this process read under the
+    same epoch is taken from memory (``accounts.token_cache``) instead of the database."""
+    if not access_token_secret_plausible(secret):
         return None
-    token = AccessToken.objects.select_related("organization").filter(token_hash=hash_token(secret)).first()
-    if token is None or not token.is_active:
+    token_hash = hash_token(secret)
+    token = token_cache.remembered(
+        token_hash, epoch, token_model=AccessToken, organization_model=Organization
+    )
+    if token is None:
+        token = AccessToken.objects.select_related("organization").filter(token_hash=token_hash).first()
+        if token is None:
+            return None
+        if epoch is not None:
+            token_cache.remember(token_hash, epoch, token)
+    if not token.is_active:
         return None
     now = clock.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
-        AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        # A use is not a change other processes must re-read: the epoch stays.
+        AccessToken.objects.filter(pk=token.pk).update_keeping_epoch(last_used_at=now)
         token.last_used_at = now
+        token_cache.note_last_used(token_hash, token)
     return token
 
 

@@ -16,7 +16,7 @@ def _isolated_cache(settings):
     """Tests use their own Redis database and start with it empty."""
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": TEST_CACHE_URL,
             "KEY_PREFIX": "recur-test",
         }

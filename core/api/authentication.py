@@ -4,7 +4,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts import services as account_services
-from accounts.models import AccessToken
+from accounts import token_cache
+from accounts.models import AccessToken, hash_token
 from core.api.guesses import guess_failed, guesses_check, too_many_failed
 from core.api.throttling import request_counted
 
@@ -36,18 +37,32 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Send the token as 'Authorization: Bearer <token>'.", code="invalid_authorization_header"
             )
-        token = account_services.access_token_authenticate(secret=secret.strip())
-        if token is None:
+        secret = secret.strip()
+        if not account_services.access_token_secret_plausible(secret):
             guesses_check(request)
             guess_failed(request)
-            raise exceptions.AuthenticationFailed(
-                "The access token is unknown, expired or revoked.", code="invalid_token"
-            )
-        # The address's failed guesses are read with the token's request count, in one round
-        # trip: a limited address gets 429 even with the right token, as before the lookup.
-        counted = request_counted(request, token)
+            raise self._unknown()
+        # One round trip before the lookup: the request counted against the token, the
+        # address's failed guesses (a limited address gets 429 even with the right token) and
+        # the epoch that says whether this process may use the token it remembers.
+        counted = request_counted(
+            request,
+            hash_token(secret)[:32],
+            epoch_key=token_cache.epoch_cache_key(),
+            epoch_new=token_cache.epoch_new(),
+        )
         too_many_failed(counted.failed_guesses, counted.wait)
+        token = account_services.access_token_authenticate(secret=secret, epoch=counted.epoch)
+        if token is None:
+            guess_failed(request)
+            raise self._unknown()
         return ApiClient(token=token), token
+
+    @staticmethod
+    def _unknown() -> exceptions.AuthenticationFailed:
+        return exceptions.AuthenticationFailed(
+            "The access token is unknown, expired or revoked.", code="invalid_token"
+        )
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'

@@ -4,8 +4,9 @@ A counter per token and fixed one-minute window, raised with ``INCR``: one round
 bytes. DRF's ``SimpleRateThrottle`` kept a list of every request's timestamp in the cache and
 read and rewrote it whole on each request (1,200 floats pickled twice per request at the
 default limit), the largest single cost of an authenticated request. The authentication
-counts the request in the same round trip as the address's failed guesses
-(``request_counted``); the throttle only reads the count.
+counts the request in the same round trip as the address's failed guesses and the
+authentication epoch (``request_counted``); the throttle only reads the count. The counter is
+keyed by the secret's hash, so the request is counted before the token is looked up.
 """
 
 import time
@@ -27,28 +28,34 @@ class Counted:
     requests: int  # this token's requests in the current window, this one included
     failed_guesses: int  # the client address's failed secret guesses in its window
     wait: int  # seconds until the window ends
+    epoch: bytes | None = None  # the value of ``epoch_key``, if one was asked for
 
 
-def _rate_key(token_pk, window: int) -> str:
-    return cache.make_and_validate_key(f"recur:rate:{token_pk}:{window}")
+def _rate_key(token_id: str, window: int) -> str:
+    return cache.make_and_validate_key(f"recur:rate:{token_id}:{window}")
 
 
-def request_counted(request, token) -> Counted:
-    """Counts the request against ``token`` and reads the address's failed guesses, in one
-    pipeline. The count is stored on the request for ``AccessTokenRateThrottle``."""
+def request_counted(request, token_id: str, *, epoch_key: str | None = None, epoch_new: str = "") -> Counted:
+    """Counts the request against ``token_id`` and reads the address's failed guesses (and,
+    given ``epoch_key``, that key, set to ``epoch_new`` if missing), in one pipeline. The count
+    is stored on the request for ``AccessTokenRateThrottle``."""
     now = time.time()
     window = int(now // WINDOW_SECONDS)
-    key = _rate_key(token.pk, window)
+    key = _rate_key(token_id, window)
     # The cache's own client (same pool, same key prefix): Django's cache API has no pipeline.
     pipe = cache._cache.get_client(key, write=True).pipeline(transaction=False)
     pipe.get(cache.make_and_validate_key(guesses.key(request)[0]))
     pipe.set(key, 0, ex=WINDOW_SECONDS * 2, nx=True)
     pipe.incr(key)
-    failed, _, requests = pipe.execute()
+    if epoch_key is not None:
+        pipe.set(epoch_key, epoch_new, nx=True)
+        pipe.get(epoch_key)
+    failed, _, requests, *epoch = pipe.execute()
     counted = Counted(
         requests=requests,
         failed_guesses=int(failed or 0),
         wait=int(WINDOW_SECONDS - now % WINDOW_SECONDS) + 1,
+        epoch=epoch[-1] if epoch else None,
     )
     request._recur_counted = counted
     return counted
@@ -60,7 +67,9 @@ class AccessTokenRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         if request.auth is None:
             return True
-        counted = getattr(request, "_recur_counted", None) or request_counted(request, request.auth)
+        counted = getattr(request, "_recur_counted", None) or request_counted(
+            request, request.auth.token_hash[:32]
+        )
         self._wait = counted.wait
         return counted.requests <= settings.RECUR_API_RATE_LIMIT
 

@@ -37,7 +37,7 @@ def test_iexact_is_a_form_the_email_index_cannot_serve(crowd):
     ("term", "index"),
     [
         (customer_email(12345).split("@")[0][-10:], "customer_email_trgm_idx"),
-        (customer_name(2), "customer_name_trgm_idx"),
+        (customer_name(2), "customer_name_key_trgm_idx"),
     ],
 )
 def test_text_search_uses_the_trigram_indexes(crowd, term, index):
@@ -56,3 +56,38 @@ def test_lookup_and_search_through_the_api(crowd, make_api):
 
     response = api.get("/v1/customers", {"query": customer_email(4321).split("@")[0]})
     assert [c["email"] for c in response.json()["results"]] == [customer_email(4321)]
+
+
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [
+        ("Jean Ritchie", {"Jean Ritchie", "Mary-Jean Ritchie", "Jean Ritchies", "jean ritchie"}),
+        ("an Ritch", {"Jean Ritchie", "Mary-Jean Ritchie", "Jean Ritchies", "jean ritchie", "Ivan Ritch"}),
+        ("Jean0Ritchie", {"Jean0Ritchie"}),
+        ("ean  Rit", {"Jean  Ritchie"}),
+        (
+            "Jean",
+            {
+                "Jean Ritchie",
+                "Mary-Jean Ritchie",
+                "Jean Ritchies",
+                "jean ritchie",
+                "Jean0Ritchie",
+                "Jean  Ritchie",
+                "Jeanne Ritchie",
+            },
+        ),
+        ("50%", {"50% Off Ltd"}),
+    ],
+)
+def test_name_search_is_an_exact_substring_match(org, term, found):
+    # The search key maps a space to "0": whatever it matches beyond the substring (a real
+    # "0"), the exact condition drops; a substring is never lost (two spaces, a hyphen).
+    names = [
+        "Jean Ritchie", "Mary-Jean Ritchie", "Jean Ritchies", "jean ritchie", "Ivan Ritch",
+        "Jean0Ritchie", "Jean  Ritchie", "Jeanne Ritchie", "50% Off Ltd", "50 Off",
+    ]  # fmt: skip
+    for i, name in enumerate(names):
+        Customer.objects.create(organization=org, email=f"c{i}@example.com", name=name)
+
+    assert {c.name for c in filtered(org, query=term)} == found
