@@ -31,7 +31,7 @@ MAX_ENTRIES = 2048
 
 @dataclass(frozen=True)
 class _Entry:
-    epoch: str | None
+    epoch: bytes | None
     token: tuple
     organization: tuple
 
@@ -74,13 +74,13 @@ def _instance(model, values: tuple):
     return model.from_db("default", names, _copied(values))
 
 
-def remember(token_hash: str, epoch: str | None, token) -> None:
+def remember(token_hash: str, epoch: bytes, token) -> None:
     if len(_remembered) >= MAX_ENTRIES:
         _remembered.pop(next(iter(_remembered)))
     _remembered[token_hash] = _Entry(epoch, _values(token), _values(token.organization))
 
 
-def remembered(token_hash: str, epoch: str | None, *, token_model, organization_model):
+def remembered(token_hash: str, epoch: bytes | None, *, token_model, organization_model):
     """The token (with its organization) read under this epoch, as fresh instances, or None."""
     entry = _remembered.get(token_hash)
     if entry is None or entry.epoch != epoch or epoch is None:
