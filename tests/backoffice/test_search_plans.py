@@ -28,13 +28,23 @@ def searched(model, term: str, operator):
 
 @pytest.mark.parametrize(
     "term",
-    [customer_email(321), customer_email(321).split("@")[0][-8:], customer_name(5), "crm_4567"],
-    ids=["email", "part of an email", "name", "external id"],
+    [
+        customer_email(321),
+        customer_email(321).split("@")[0][-8:],
+        customer_name(5),
+        f'"{customer_name(5)}"',
+        "crm_4567",
+    ],
+    ids=["email", "part of an email", "name", "quoted full name", "external id"],
 )
 def test_customer_search(crowd, operator, term):
     queryset = searched(Customer, term, operator)
 
+    words = [term.strip('"')] if term.startswith('"') else term.split()
     assert queryset.exists()
+    assert all(
+        any(w.lower() in f"{c.email} {c.name} {c.external_id}".lower() for w in words) for c in queryset
+    )
     plan = plan_without_seqscan(queryset)
     assert "trgm_idx" in plan or "customer_email_idx" in plan, plan
     assert not seq_scanned(plan), plan
