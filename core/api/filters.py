@@ -61,13 +61,15 @@ class OrganizationFilterBackend(DjangoFilterBackend):
     PAGINATION_PARAMETERS = PAGINATION_PARAMETERS
 
     def filter_queryset(self, request, queryset, view):
-        # One filterset for both the check and the filtering (each builds a form of deep copies).
-        filterset = self.get_filterset(request, queryset, view)
+        filterset_class = self.get_filterset_class(view, queryset)
+        # A filterset's form fields are its filters, by name: the class says which are known.
+        names = set(filterset_class.base_filters) if filterset_class is not None else set()
         if getattr(view, "action", None) == "list":
-            known = self.PAGINATION_PARAMETERS | set(filterset.form.fields if filterset is not None else ())
-            refuse_unknown_parameters(request, known)
-        if filterset is None:
+            refuse_unknown_parameters(request, self.PAGINATION_PARAMETERS | names)
+        if not names & set(request.query_params):
+            # Nothing to filter by (a first page): no filterset, a form of deep copies, to build.
             return queryset
+        filterset = self.get_filterset(request, queryset, view)
         if not filterset.is_valid() and self.raise_exception:
             raise utils.translate_validation(filterset.errors)
         return filterset.qs
