@@ -253,9 +253,11 @@ def _check_external_id_free(*, organization: Organization, external_id: str | No
 
 
 def _save_customer(customer: Customer) -> Customer:
+    # No savepoint of its own: the callers' atomic blocks roll the failed insert back (the
+    # request's whole transaction, or their savepoint when nested), and a savepoint costs two
+    # round trips on every write.
     try:
-        with transaction.atomic():
-            customer.save()
+        customer.save()
     except IntegrityError as exc:  # a concurrent request took the external_id first
         raise InvalidInput(
             "A customer with this external_id exists.", code="unique", field="external_id"

@@ -19,6 +19,7 @@ request sets on them reaches the next one.
 """
 
 import copy
+import functools
 import uuid
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ MAX_ENTRIES = 2048
 
 @dataclass(frozen=True)
 class _Entry:
-    epoch: bytes | None
+    epoch: bytes
     token: tuple
     organization: tuple
 
@@ -69,9 +70,13 @@ def _values(instance) -> tuple:
     return _copied(getattr(instance, f.attname) for f in instance._meta.concrete_fields)
 
 
+@functools.cache
+def _field_names(model) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
 def _instance(model, values: tuple):
-    names = [f.attname for f in model._meta.concrete_fields]
-    return model.from_db("default", names, _copied(values))
+    return model.from_db("default", _field_names(model), _copied(values))
 
 
 def remember(token_hash: str, epoch: bytes, token) -> None:
@@ -83,7 +88,7 @@ def remember(token_hash: str, epoch: bytes, token) -> None:
 def remembered(token_hash: str, epoch: bytes | None, *, token_model, organization_model):
     """The token (with its organization) read under this epoch, as fresh instances, or None."""
     entry = _remembered.get(token_hash)
-    if entry is None or entry.epoch != epoch or epoch is None:
+    if epoch is None or entry is None or entry.epoch != epoch:
         return None
     token = _instance(token_model, entry.token)
     token.organization = _instance(organization_model, entry.organization)

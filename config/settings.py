@@ -178,7 +178,7 @@ LOGGING = {
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.authentication.AccessTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasTokenScope"],
     "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.AccessTokenRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CreatedCursorPagination",

@@ -8,12 +8,14 @@ import pytest
 from celery import shared_task
 from django.db import OperationalError, connection, connections, transaction
 
+from accounts import services as account_services
 from accounts.models import Customer, Organization
 from billing.orders.models import InvoiceCounter
 from billing.orders.services import invoice_number_assign
 from billing.subscriptions.locks import subscription_lock
 from billing.subscriptions.models import Subscription
 from core.api.errors import api_exception_handler
+from core.errors import InvalidInput
 from core.locks import lock_one
 from core.retry import ATTEMPTS, ConcurrentUpdate, retry_on_conflict
 
@@ -267,3 +269,70 @@ def test_a_webhook_event_whose_receiver_lost_a_race_is_processed_not_failed(monk
     event.refresh_from_db()
     assert (event.status, event.attempts, event.error) == (ExternalEvent.Status.PROCESSED, 1, "")
     assert len(runs) == 2
+
+
+def _hold_external_id_uncommitted(org, external_id: str, inserted: threading.Event, release: threading.Event):
+    """On another connection: insert a customer with ``external_id`` and commit only once told."""
+    with transaction.atomic():
+        Customer.objects.create(organization=org, email="first@example.com", external_id=external_id)
+        inserted.set()
+        release.wait(10)
+
+
+def _release_once_a_backend_waits_on_a_lock(release: threading.Event) -> None:
+    with connections["default"].cursor() as cursor:
+        for _ in range(1000):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                break
+            release.wait(0.01)
+    release.set()
+
+
+def _race_for_external_id(org, external_id: str, attempt):
+    """``attempt`` runs while another connection holds an uncommitted customer with
+    ``external_id``: its check for a free external_id cannot see that row, its insert waits on
+    the unique index, and the other commits only once the insert waits, so it hits the index."""
+    inserted, release = threading.Event(), threading.Event()
+    holder, held = _in_thread(_hold_external_id_uncommitted, org, external_id, inserted, release)
+    assert inserted.wait(10)
+    watcher, _ = _in_thread(_release_once_a_backend_waits_on_a_lock, release)
+    try:
+        return attempt()
+    finally:
+        release.set()
+        for thread in (holder, watcher):
+            thread.join(10)
+        assert "error" not in held
+
+
+def test_an_external_id_taken_by_a_concurrent_insert_is_a_field_error_and_the_caller_goes_on(org):
+    with transaction.atomic():  # an enclosing caller, as the backoffice's change form is
+        with pytest.raises(InvalidInput) as refused:
+            _race_for_external_id(
+                org,
+                "raced",
+                lambda: account_services.customer_create(
+                    organization=org, email="second@example.com", external_id="raced"
+                ),
+            )
+        assert refused.value.field == "external_id"
+        # The failed insert was rolled back to the service's own savepoint: the caller's
+        # transaction is still usable.
+        assert Customer.objects.filter(organization=org, external_id="raced").count() == 1
+    assert list(Customer.objects.filter(organization=org).values_list("email", flat=True)) == [
+        "first@example.com"
+    ]
+
+
+def test_an_upsert_that_loses_the_race_for_its_external_id_updates_the_winner(org):
+    customer, created = _race_for_external_id(
+        org,
+        "raced",
+        lambda: account_services.customer_upsert(
+            organization=org, external_id="raced", email="second@example.com", name="Second"
+        ),
+    )
+    assert created is False
+    assert Customer.objects.get(organization=org, external_id="raced") == customer
+    assert (customer.email, customer.name) == ("second@example.com", "Second")

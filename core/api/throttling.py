@@ -1,8 +1,8 @@
 """Per-token rate limit (``RECUR_API_RATE_LIMIT`` requests a minute), counted in Redis.
 
-A counter per token and fixed one-minute window, raised with ``INCR``: one round trip, a few
-bytes. DRF's ``SimpleRateThrottle`` kept a list of every request's timestamp in the cache and
-read and rewrote it whole on each request (1,200 floats pickled twice per request at the
+A counter per token and fixed one-minute window, raised with ``INCR``: one round trip (one
+script), a few bytes. DRF's ``SimpleRateThrottle`` kept a list of every request's timestamp in
+the cache and read and rewrote it whole on each request (1,200 floats pickled twice per request at the
 default limit), the largest single cost of an authenticated request. The authentication
 counts the request in the same round trip as the address's failed guesses and the
 authentication epoch (``request_counted``); the throttle only reads the count. The counter is
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.commands.core import Script
 from rest_framework.throttling import BaseThrottle
 
 from core.api import guesses
@@ -35,27 +36,44 @@ def _rate_key(token_id: str, window: int) -> str:
     return cache.make_and_validate_key(f"recur:rate:{token_id}:{window}")
 
 
+# One command instead of a pipeline of five: Redis runs it atomically, and the client packs
+# one command and parses one reply. ``GET`` of a missing key is ``false``, kept in the table
+# and answered as a nil.
+_COUNT_SCRIPT = """
+local failed = redis.call('GET', KEYS[1])
+local requests = redis.call('INCR', KEYS[2])
+if requests == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+local epoch = false
+if KEYS[3] then
+  redis.call('SET', KEYS[3], ARGV[2], 'NX')
+  epoch = redis.call('GET', KEYS[3])
+end
+return {failed, requests, epoch}
+"""
+_count_script: Script | None = None
+
+
 def request_counted(request, token_id: str, *, epoch_key: str | None = None, epoch_new: str = "") -> Counted:
     """Counts the request against ``token_id`` and reads the address's failed guesses (and,
-    given ``epoch_key``, that key, set to ``epoch_new`` if missing), in one pipeline. The count
-    is stored on the request for ``AccessTokenRateThrottle``."""
+    given ``epoch_key``, that key, set to ``epoch_new`` if missing), in one round trip. The
+    count is stored on the request for ``AccessTokenRateThrottle``."""
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     key = _rate_key(token_id, window)
-    # The cache's own client (same pool, same key prefix): Django's cache API has no pipeline.
-    pipe = cache._cache.get_client(key, write=True).pipeline(transaction=False)
-    pipe.get(cache.make_and_validate_key(guesses.key(request)[0]))
-    pipe.set(key, 0, ex=WINDOW_SECONDS * 2, nx=True)
-    pipe.incr(key)
+    # The cache's own client (same pool, same key prefix): Django's cache API has no scripts.
+    client = cache._cache.get_client(key, write=True)
+    keys = [cache.make_and_validate_key(guesses.key(request)[0]), key]
     if epoch_key is not None:
-        pipe.set(epoch_key, epoch_new, nx=True)
-        pipe.get(epoch_key)
-    failed, _, requests, *epoch = pipe.execute()
+        keys.append(epoch_key)
+    global _count_script
+    if _count_script is None:  # sent by its SHA, and loaded again if Redis lost it
+        _count_script = client.register_script(_COUNT_SCRIPT)
+    failed, requests, epoch = _count_script(keys=keys, args=[WINDOW_SECONDS * 2, epoch_new], client=client)
     counted = Counted(
         requests=requests,
         failed_guesses=int(failed or 0),
         wait=int(WINDOW_SECONDS - now % WINDOW_SECONDS) + 1,
-        epoch=epoch[-1] if epoch else None,
+        epoch=epoch if epoch_key is not None else None,
     )
     request._recur_counted = counted
     return counted

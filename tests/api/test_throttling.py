@@ -66,3 +66,16 @@ def test_failed_checkout_client_secret_guesses_are_limited(settings, client):
     limited = client.get("/v1/checkouts/client/cs_secret_guess3")
     assert (limited.status_code, limited.json()["code"]) == (429, "too_many_failed_attempts")
     assert limited.has_header("Retry-After")
+
+
+def test_the_count_expires_and_survives_redis_forgetting_its_script(settings, org, make_api):
+    from django.core.cache import cache
+
+    settings.RECUR_API_RATE_LIMIT = 3
+    api = make_api(org)
+    assert api.get("/v1/customers").status_code == 200
+    client = cache._cache.get_client(write=True)
+    [rate_key] = client.keys("*recur:rate:*")
+    assert 0 < client.ttl(rate_key) <= 120  # the window's counter goes away on its own
+    client.script_flush()  # as after a restart: the script is sent again, the count goes on
+    assert [api.get("/v1/customers").status_code for _ in range(3)] == [200, 200, 429]
