@@ -4,10 +4,8 @@ closed-loop tool (each client waits for its answer before sending the next) send
 the server slows down and so hides the slowdown ("coordinated omission").
 
 A plain asyncio protocol, one connection per request (gunicorn's sync workers close the
-connection after each response), on uvloop's event loop, so the generator stays cheap beside
-the server it measures (uvloop: 0.55-0.6 ms of CPU per request against 0.85 on the standard
-loop, and a millisecond less of its own in every latency at the median); ``manage.py
-bench_api`` prints its CPU per request beside the server's.
+connection after each response), so the generator stays cheap beside the server it measures;
+``manage.py bench_api`` prints its CPU per request beside the server's.
 """
 
 import asyncio
@@ -16,8 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import uvloop
 
 
 @dataclass(frozen=True)
@@ -136,4 +132,4 @@ def run_open_loop(
     timeout: float = 10.0,
 ) -> Result:
     """Sends ``rate * duration`` requests built by ``make(i)`` at a fixed rate."""
-    return uvloop.run(_open_loop(host, port, make, rate, duration, timeout))
+    return asyncio.run(_open_loop(host, port, make, rate, duration, timeout))
