@@ -282,7 +282,10 @@ def _hold_external_id_uncommitted(org, external_id: str, inserted: threading.Eve
 def _release_once_a_backend_waits_on_a_lock(release: threading.Event) -> None:
     with connections["default"].cursor() as cursor:
         for _ in range(1000):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
             if cursor.fetchone()[0]:
                 break
             release.wait(0.01)

@@ -51,14 +51,7 @@ def _backend_pid() -> int:
 
 
 def _terminate(pid: int) -> None:
-    dsn = connection.get_connection_params()
-    with psycopg.connect(
-        host=dsn.get("host"),
-        port=dsn.get("port"),
-        user=dsn.get("user"),
-        dbname=dsn["dbname"],
-        autocommit=True,
-    ) as other:
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
         for _ in range(200):  # until the backend is gone
             if not other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():

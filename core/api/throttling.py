@@ -2,8 +2,8 @@
 
 A counter per token and fixed one-minute window, raised with ``INCR``: one round trip (one
 script), a few bytes. DRF's ``SimpleRateThrottle`` kept a list of every request's timestamp in
-the cache and read and rewrote it whole on each request (1,200 floats pickled twice per request at the
-default limit), the largest single cost of an authenticated request. The authentication
+the cache and read and rewrote it whole on each request (1,200 floats pickled twice per
+request at the default limit), the largest single cost of an authenticated request. The authentication
 counts the request in the same round trip as the address's failed guesses and the
 authentication epoch (``request_counted``); the throttle only reads the count. The counter is
 keyed by the secret's hash, so the request is counted before the token is looked up.
@@ -73,7 +73,7 @@ def request_counted(request, token_id: str, *, epoch_key: str | None = None, epo
         requests=requests,
         failed_guesses=int(failed or 0),
         wait=int(WINDOW_SECONDS - now % WINDOW_SECONDS) + 1,
-        epoch=epoch if epoch_key is not None else None,
+        epoch=epoch,  # nil from the script when no epoch key was given
     )
     request._recur_counted = counted
     return counted
