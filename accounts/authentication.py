@@ -48,7 +48,7 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
         counted = request_counted(
             request,
             hash_token(secret)[:32],
-            epoch_key=token_cache.epoch_cache_key(),
+            epoch_key=token_cache.EPOCH_KEY,
             epoch_new=token_cache.epoch_new(),
         )
         too_many_failed(counted.failed_guesses, counted.wait)

@@ -49,7 +49,7 @@ def epoch_new() -> str:
 
 
 def _bump() -> None:
-    # Written raw, as the rate limit's pipeline reads and initialises it (``SET NX``).
+    # Written raw, as the rate limit's script reads and initialises it (``SET NX``).
     key = epoch_cache_key()
     cache._cache.get_client(key, write=True).set(key, epoch_new())
 

@@ -8,6 +8,8 @@ cache (another Redis database or key prefix), leaves it set for its whole window
 prompts it swallows would wait for the sweeper. So a swallowed prompt also schedules one
 trailing run a window later (at most one per window, on a key of its own that only expires):
 whatever the flag says, work committed under it is picked up within about one window.
+Both flags are tried in one script, one round trip (every API write that records an event
+prompts after its commit).
 """
 
 import contextlib
@@ -16,19 +18,27 @@ import logging
 from celery import Task
 from django.core.cache import cache
 
+from core.cache import CacheScript
+
 logger = logging.getLogger("recur.debounce")
+
+# The leading flag, else the trailing one; stored as ``cache.add(key, 1)`` stores them.
+_EDGE = CacheScript(
+    """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 'now' end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 'trailing' end
+return 'queued'
+"""
+)
 
 
 def debounce_prompt(*, key: str, task: Task, window: int) -> str:
     """Enqueue ``task`` (no arguments) now, or a window from now, or neither; returns which
     ("now", "trailing", "queued"). A cache error enqueues now: a task too many is harmless."""
     try:
-        if cache.add(key, 1, timeout=window):
-            edge = "now"
-        elif cache.add(f"{key}:trailing", 1, timeout=window):
-            edge = "trailing"
-        else:
-            return "queued"
+        edge = _EDGE(keys=[key, f"{key}:trailing"], args=[window]).decode()
+        if edge == "queued":
+            return edge
     except Exception:
         logger.warning("debounce %s: the cache is unavailable; enqueuing", key, exc_info=True)
         edge = "now"

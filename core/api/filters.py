@@ -1,6 +1,7 @@
 """Filters for /v1/ lists that answer bad input with a 400 and never leak another tenant's rows."""
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import django_filters
 from django import forms
@@ -50,6 +51,17 @@ def refuse_unknown_parameters(request, known) -> None:
         raise exceptions.ValidationError(errors, code="invalid")
 
 
+@lru_cache(maxsize=512)
+def narrowed(filterset_class: type[django_filters.FilterSet], names: frozenset[str]) -> type:
+    """``filterset_class`` with only the filters in ``names``. A filter whose parameter is
+    absent filters nothing, yet a filterset deep-copies every filter it has, and its form
+    every field, on each request: for a list with five filters and one parameter that was
+    a third of the request's CPU."""
+    subclass = type(filterset_class.__name__, (filterset_class,), {"__module__": filterset_class.__module__})
+    subclass.base_filters = {name: f for name, f in filterset_class.base_filters.items() if name in names}
+    return subclass
+
+
 class OrganizationFilterBackend(DjangoFilterBackend):
     """Choices of model filters are limited to the token's organization, so naming another
     organization's object answers exactly like naming an id that does not exist.
@@ -66,19 +78,26 @@ class OrganizationFilterBackend(DjangoFilterBackend):
         names = set(filterset_class.base_filters) if filterset_class is not None else set()
         if getattr(view, "action", None) == "list":
             refuse_unknown_parameters(request, self.PAGINATION_PARAMETERS | names)
-        if not names & set(request.query_params):
+        present = frozenset(names & set(request.query_params))
+        if not present:
             # Nothing to filter by (a first page): no filterset, a form of deep copies, to build.
             return queryset
-        filterset = self.get_filterset(request, queryset, view)
+        filterset_class = narrowed(filterset_class, present)
+        filterset = filterset_class(**self.get_filterset_kwargs(request, queryset, view))
+        self._scope_choices(filterset, request)
         if not filterset.is_valid() and self.raise_exception:
             raise utils.translate_validation(filterset.errors)
         return filterset.qs
 
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            self._scope_choices(filterset, request)
+        return filterset
+
+    @staticmethod
+    def _scope_choices(filterset, request) -> None:
         organization = getattr(request.auth, "organization", None)
-        if filterset is None:
-            return None
         for field in filterset.form.fields.values():
             choices = getattr(field, "queryset", None)
             if choices is None:
@@ -90,4 +109,3 @@ class OrganizationFilterBackend(DjangoFilterBackend):
                 field.queryset = choices.filter(pk=getattr(organization, "pk", None))
             else:
                 field.queryset = choices.none()  # no tenant to scope it by: offer nothing
-        return filterset

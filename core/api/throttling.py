@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
-from redis.commands.core import Script
 from rest_framework.throttling import BaseThrottle
 
 from core.api import guesses
+from core.cache import CacheScript
 
 WINDOW_SECONDS = 60
 
@@ -33,7 +32,7 @@ class Counted:
 
 
 def _rate_key(token_id: str, window: int) -> str:
-    return cache.make_and_validate_key(f"recur:rate:{token_id}:{window}")
+    return f"recur:rate:{token_id}:{window}"
 
 
 # One command instead of a pipeline of five: Redis runs it atomically, and the client packs
@@ -50,7 +49,7 @@ if KEYS[3] then
 end
 return {failed, requests, epoch}
 """
-_count_script: Script | None = None
+_count = CacheScript(_COUNT_SCRIPT)
 
 
 def request_counted(request, token_id: str, *, epoch_key: str | None = None, epoch_new: str = "") -> Counted:
@@ -59,16 +58,10 @@ def request_counted(request, token_id: str, *, epoch_key: str | None = None, epo
     count is stored on the request for ``AccessTokenRateThrottle``."""
     now = time.time()
     window = int(now // WINDOW_SECONDS)
-    key = _rate_key(token_id, window)
-    # The cache's own client (same pool, same key prefix): Django's cache API has no scripts.
-    client = cache._cache.get_client(key, write=True)
-    keys = [cache.make_and_validate_key(guesses.key(request)[0]), key]
+    keys = [guesses.key(request)[0], _rate_key(token_id, window)]
     if epoch_key is not None:
         keys.append(epoch_key)
-    global _count_script
-    if _count_script is None:  # sent by its SHA, and loaded again if Redis lost it
-        _count_script = client.register_script(_COUNT_SCRIPT)
-    failed, requests, epoch = _count_script(keys=keys, args=[WINDOW_SECONDS * 2, epoch_new], client=client)
+    failed, requests, epoch = _count(keys=keys, args=[WINDOW_SECONDS * 2, epoch_new])
     counted = Counted(
         requests=requests,
         failed_guesses=int(failed or 0),

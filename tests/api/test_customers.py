@@ -87,6 +87,17 @@ def test_list_filters_search_and_cursor_pagination(api, org):
         c["name"] for c in api.get("/v1/customers", {"email": "special@example.com"}).json()["results"]
     ] == ["Zed"]
     assert len(api.get("/v1/customers", {"query": "user1"}).json()["results"]) == 11  # user1, user10..19
+    # Filters combine, and each one given is checked, whichever others come with it.
+    newest = api.get("/v1/customers", {"limit": 1}).json()["results"][0]
+    both = api.get("/v1/customers", {"query": "user1", "created_before": newest["created_at"]})
+    assert len(both.json()["results"]) == 11
+    assert (
+        api.get("/v1/customers", {"query": "zed", "created_before": newest["created_at"]}).json()["results"]
+        == []
+    )
+    bad = api.get("/v1/customers", {"query": "user1", "created_after": "yesterday"})
+    assert bad.status_code == 400
+    assert [e["field"] for e in bad.json()["errors"]] == ["created_after"]
 
     seen, url = [], "/v1/customers?limit=10"
     while url:

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts import services
 from accounts.models import Customer
@@ -115,3 +116,32 @@ def test_concurrent_duplicates_do_the_work_once(org, make_api, monkeypatch):
     assert results[0][1] == results[1][1]
     assert Customer.objects.filter(email="race@example.com").count() == 1
     assert IdempotencyRecord.objects.get().state == IdempotencyRecord.State.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_each_write_of_the_record_is_one_statement(api):
+    """Claim and completion are each one query string (``SET LOCAL`` and the statement); a
+    duplicate's failed claim leaves the connection usable, and the relaxed commit does not
+    outlive its statement."""
+    with CaptureQueriesContext(connection) as queries:
+        first = api.post("/v1/customers", {"email": "a@example.com"}, format="json", **KEY)
+    assert first.status_code == 201
+    writes = [q["sql"] for q in queries if "core_idempotencyrecord" in q["sql"]]
+    assert [sql.split(";")[0] for sql in writes] == ["SET LOCAL synchronous_commit = off"] * 2
+    assert [sql.split(";")[1].split()[0] for sql in writes] == ["INSERT", "UPDATE"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+
+    replay = api.post("/v1/customers", {"email": "a@example.com"}, format="json", **KEY)
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
+    other = api.post("/v1/customers", {"email": "b@example.com"}, format="json", **KEY)
+    assert other.status_code == 409
+    with time_machine.travel(clock.now() + timedelta(hours=24, seconds=1)):
+        again = api.post("/v1/customers", {"email": "b@example.com"}, format="json", **KEY)
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert Customer.objects.count() == 2
+    record = IdempotencyRecord.objects.get()
+    assert record.state == IdempotencyRecord.State.COMPLETED
+    assert record.response_status == 201 and record.response_body == again.json()
