@@ -88,7 +88,9 @@ MIDDLEWARE = [
 MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 if not PRODUCTION:  # straight from the app folders, no collectstatic needed
     WHITENOISE_USE_FINDERS = True
-    WHITENOISE_AUTOREFRESH = True
+    # Edited files show at once with DEBUG on (`make run`); the benchmark, with DEBUG off,
+    # then serves static files as production does.
+    WHITENOISE_AUTOREFRESH = DEBUG
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

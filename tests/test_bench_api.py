@@ -22,6 +22,7 @@ def test_bench_api_runs_every_scenario(tmp_path):
         result = summary["scenarios"][scenario.name]
         assert result["statuses"] == {str(scenario.status): result["sent"]}, (scenario.name, result)
         assert result["errors"] == {} and result["p99_ms"] is not None
+        assert 0 < result["machine_pace_s"] < 30  # measured before each scenario, in seconds
     organization = Organization.objects.get(slug=BENCH_SLUG)
     created = summary["scenarios"]["create"]["sent"]
     # The crowd, the counted creates and the warm-up's.

@@ -46,3 +46,38 @@ def test_production_refuses_development_settings(override, complaint):
     assert result.returncode != 0
     assert "Refusing to start in production" in result.stderr
     assert complaint in result.stderr
+
+
+def python(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "RECUR_"))}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(("debug", "rescans"), [("true", "True"), ("false", "False")])
+def test_static_files_are_looked_up_afresh_only_with_debug(debug, rescans):
+    # With DEBUG off (the API benchmark) static files are served as production serves them.
+    result = python(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.WHITENOISE_USE_FINDERS, settings.WHITENOISE_AUTOREFRESH)",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG=debug,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", rescans]
+
+
+def test_a_web_worker_freezes_what_the_app_loaded():
+    # config/gunicorn_conf.py's hook, as gunicorn calls it once the worker has loaded the app.
+    result = python(
+        "import gc; import config.wsgi; from config import gunicorn_conf; "
+        "before = gc.get_freeze_count(); gunicorn_conf.post_worker_init(None); "
+        "print(before, gc.get_freeze_count(), gc.get_count()[2])",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    assert result.returncode == 0, result.stderr
+    before, frozen, oldest = map(int, result.stdout.split())
+    assert before == 0
+    assert frozen > 50_000  # Django, the URLconf, the models: all out of the collector's reach
+    assert oldest == 0

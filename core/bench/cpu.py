@@ -3,6 +3,7 @@ the database and the load generator, which stays meaningful on a machine shared 
 work, where latencies alone only say that the cores were busy."""
 
 import os
+import time
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -38,3 +39,13 @@ def tree_cpu(root: int) -> float:
 
 def pids_cpu(pids: list[int]) -> float:
     return sum(process_cpu(pid) for pid in pids)
+
+
+def machine_pace(steps: int = 10_000_000) -> float:
+    """CPU seconds of an empty Python loop of ``steps``: the same work on every run, so it says
+    how fast the machine is at this moment. A shared host's cores move by a factor of two
+    within an hour; a run is read beside the pace measured just before it."""
+    started = time.process_time()
+    for _ in range(steps):
+        pass
+    return time.process_time() - started

@@ -60,7 +60,7 @@ def gunicorn(
     above 1 runs gthread workers (that many requests in flight per worker) instead of sync."""
     port = port or free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "config.wsgi",
+        sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "config/gunicorn_conf.py",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
         *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),

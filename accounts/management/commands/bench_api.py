@@ -42,7 +42,7 @@ from accounts.models import Customer, Organization
 from accounts.selectors import customer_text_match, email_equals
 from accounts.services import access_token_create, organization_create
 from core import clock
-from core.bench.cpu import pids_cpu, tree_cpu
+from core.bench.cpu import machine_pace, pids_cpu, tree_cpu
 from core.bench.loadgen import Request, Result, run_open_loop
 from core.bench.server import gunicorn, wait_until_idle
 
@@ -94,6 +94,14 @@ class Scenario:
     # Seeds what the scenario reads, given the bench organization and the crowd's size
     # (idempotent); returns a line for the report.
     prepare: Callable[[Organization, int], str] | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    scenario: Scenario
+    result: Result
+    cpu: Cpu
+    pace: float  # machine_pace() just before the scenario's load, in seconds
 
 
 def _list(bench: Bench, i: int) -> Request:
@@ -283,6 +291,7 @@ class Command(BaseCommand):
                     warm_up = partial(_warm_up_request, make)
                     run_open_loop(host="127.0.0.1", port=port, make=warm_up, rate=min(rate, 50), duration=0.5)
                     backends = self._backends()
+                    pace = machine_pace()
                     before = (tree_cpu(server.pid), pids_cpu(backends), time.process_time())
                     result = run_open_loop(
                         host="127.0.0.1", port=port, make=make, rate=rate, duration=duration
@@ -290,8 +299,9 @@ class Command(BaseCommand):
                     after = (tree_cpu(server.pid), pids_cpu(backends), time.process_time())
                     answered = max(1, len(result.latencies_ms))
                     cpu = Cpu(*((b - a) * 1000 / answered for a, b in zip(before, after, strict=True)))
-                    results.append((scenario, result, cpu))
-                    self.stdout.write(self._line(scenario, result, cpu))
+                    measured = Measured(scenario, result, cpu, pace)
+                    results.append(measured)
+                    self.stdout.write(self._line(measured))
                     waited = wait_until_idle(port)
                     if waited > 1:
                         self.stdout.write(
@@ -315,7 +325,8 @@ class Command(BaseCommand):
             return f"gunicorn with {workers} gthread workers of {threads} threads"
         return f"gunicorn with {workers} sync workers"
 
-    def _line(self, scenario: Scenario, result: Result, cpu: Cpu | None = None) -> str:
+    def _line(self, measured: Measured) -> str:
+        scenario, result = measured.scenario, measured.result
         p50, p99 = result.percentile(50), result.percentile(99)
         wrong = sum(c for status, c in result.statuses.items() if status != scenario.status)
         wrong += sum(result.errors.values())
@@ -330,23 +341,25 @@ class Command(BaseCommand):
             f"{scenario.name:<12} p50 {p50 or 0:7.1f} ms  p99 {p99 or 0:7.1f} ms  "
             f"max {max(result.latencies_ms, default=0):7.1f} ms  {result.throughput:6.1f} req/s  "
             f"{result.sent} sent, {wrong} not {scenario.status}  {target:>9}  {verdict}"
-            + (f"  {cpu}" if cpu else "")
+            f"  {measured.cpu}  pace {measured.pace:4.2f} s"
         )
 
     def _report(self, customers, rate, duration, server, results, before) -> None:
         self.stdout.write(
             f"\n{customers:,} customers, {rate:g} requests/s for {duration:g} s per scenario, "
-            f"{server} (latency from each request's scheduled send time):"
+            f"{server} (latency from each request's scheduled send time; pace: the CPU seconds of "
+            f"a 10M-step Python loop just before the scenario, how fast the machine was):"
         )
-        for scenario, result, cpu in results:
-            self.stdout.write(self._line(scenario, result, cpu))
+        for measured in results:
+            scenario, result = measured.scenario, measured.result
+            self.stdout.write(self._line(measured))
             odd = {**{str(k): v for k, v in result.statuses.items() if k != scenario.status}, **result.errors}
             if odd:
                 self.stdout.write(f"    unexpected answers: {odd}")
-        floors = {scenario.name: result for scenario, result, _ in results if scenario.target_p99_ms is None}
+        floors = {m.scenario.name: m.result for m in results if m.scenario.target_p99_ms is None}
         if (floor := floors.get("floor_auth")) and floor.latencies_ms:
             self.stdout.write("Beside the authenticated floor of this run (GET /v1/organization):")
-            for scenario, result, _ in results:
+            for scenario, result in ((m.scenario, m.result) for m in results):
                 if scenario.target_p99_ms is not None and result.latencies_ms:
                     self.stdout.write(
                         f"  {scenario.name:<12} p50 {result.percentile(50):7.1f} (floor {floor.percentile(50):5.1f})"
@@ -357,16 +370,17 @@ class Command(BaseCommand):
         return {
             "sql_before_ms": before,
             "scenarios": {
-                scenario.name: {
-                    "p50_ms": result.percentile(50),
-                    "p99_ms": result.percentile(99),
-                    "throughput": result.throughput,
-                    "sent": result.sent,
-                    "statuses": {str(k): v for k, v in result.statuses.items()},
-                    "errors": dict(result.errors),
-                    "target_p99_ms": scenario.target_p99_ms,
-                    "cpu_ms_per_request": vars(cpu),
+                m.scenario.name: {
+                    "p50_ms": m.result.percentile(50),
+                    "p99_ms": m.result.percentile(99),
+                    "throughput": m.result.throughput,
+                    "sent": m.result.sent,
+                    "statuses": {str(k): v for k, v in m.result.statuses.items()},
+                    "errors": dict(m.result.errors),
+                    "target_p99_ms": m.scenario.target_p99_ms,
+                    "cpu_ms_per_request": vars(m.cpu),
+                    "machine_pace_s": m.pace,
                 }
-                for scenario, result, cpu in results
+                for m in results
             },
         }

@@ -1,0 +1,13 @@
+"""gunicorn settings shared by every way the web app is served (``-c config/gunicorn_conf.py``:
+production, ``make run``, the API benchmark)."""
+
+import gc
+
+
+def post_worker_init(worker) -> None:
+    # Everything the app loaded (Django, the URLconf, models, serializers) lives as long as
+    # the worker. Frozen, the collector never walks it again: a full collection then visits
+    # only what requests left behind, about 2 ms instead of 150-200 ms of one worker's time
+    # every few hundred requests, a stall that lands on whichever request is in flight.
+    gc.collect()
+    gc.freeze()
