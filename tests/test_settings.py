@@ -18,11 +18,16 @@ GOOD = {
 }
 
 
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+def python(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Runs Python in the project with only the given settings from the environment."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "RECUR_"))}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+        [sys.executable, *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
     )
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return python("manage.py", *args, **env)
 
 
 def test_deploy_check_is_clean_in_production():
@@ -48,17 +53,11 @@ def test_production_refuses_development_settings(override, complaint):
     assert complaint in result.stderr
 
 
-def python(code: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "RECUR_"))}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
-    )
-
-
 @pytest.mark.parametrize(("debug", "rescans"), [("true", "True"), ("false", "False")])
 def test_static_files_are_looked_up_afresh_only_with_debug(debug, rescans):
     # With DEBUG off (the API benchmark) static files are served as production serves them.
     result = python(
+        "-c",
         "import django; django.setup(); from django.conf import settings; "
         "print(settings.WHITENOISE_USE_FINDERS, settings.WHITENOISE_AUTOREFRESH)",
         DJANGO_SETTINGS_MODULE="config.settings",
@@ -71,6 +70,7 @@ def test_static_files_are_looked_up_afresh_only_with_debug(debug, rescans):
 def test_a_web_worker_freezes_what_the_app_loaded():
     # config/gunicorn_conf.py's hook, as gunicorn calls it once the worker has loaded the app.
     result = python(
+        "-c",
         "import gc; import config.wsgi; from config import gunicorn_conf; "
         "before = gc.get_freeze_count(); gunicorn_conf.post_worker_init(None); "
         "print(before, gc.get_freeze_count(), gc.get_count()[2])",

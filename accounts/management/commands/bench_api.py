@@ -359,11 +359,11 @@ class Command(BaseCommand):
         floors = {m.scenario.name: m.result for m in results if m.scenario.target_p99_ms is None}
         if (floor := floors.get("floor_auth")) and floor.latencies_ms:
             self.stdout.write("Beside the authenticated floor of this run (GET /v1/organization):")
-            for scenario, result in ((m.scenario, m.result) for m in results):
-                if scenario.target_p99_ms is not None and result.latencies_ms:
+            for m in results:
+                if m.scenario.target_p99_ms is not None and m.result.latencies_ms:
                     self.stdout.write(
-                        f"  {scenario.name:<12} p50 {result.percentile(50):7.1f} (floor {floor.percentile(50):5.1f})"
-                        f"  p99 {result.percentile(99):7.1f} (floor {floor.percentile(99):5.1f}) ms"
+                        f"  {m.scenario.name:<12} p50 {m.result.percentile(50):7.1f} (floor {floor.percentile(50):5.1f})"
+                        f"  p99 {m.result.percentile(99):7.1f} (floor {floor.percentile(99):5.1f}) ms"
                     )
 
     def _summary(self, results, before) -> dict:
