@@ -1,17 +1,51 @@
 """Reads of customers shared by the API, the backoffice and other apps, each written in the
 form an index serves (see the indexes on ``Customer``)."""
 
-from django.db.models import Q, QuerySet, Value
+from django.db import NotSupportedError
+from django.db.models import CharField, F, Lookup, Q, QuerySet, Value
 from django.db.models.functions import Lower
-from django.db.models.lookups import Exact, IContains
+from django.db.models.lookups import BuiltinLookup, Exact, IContains
 
 from accounts.models import Customer, NameSearchKey, name_search_key
+
+# A term with more trigrams than this asks the index for a tiling of them (see ``_pieces``).
+FEW_TRIGRAMS = 6
 
 
 def email_equals(field: str, email: str) -> Exact:
     """``field`` equals ``email`` in any case, as ``LOWER(field) = LOWER(email)``: the form the
     ``lower(email)`` indexes serve (``__iexact`` compiles to ``UPPER(...)``, which they do not)."""
     return Exact(Lower(field), Lower(Value(email.strip())))
+
+
+@CharField.register_lookup
+class ILikeContains(Lookup):
+    """``field ILIKE '%term%'`` on the plain column: a substring in any case that the
+    trigram indexes (on ``UPPER(field)``) cannot serve, so the planner keeps it a filter and
+    still prices it from the column's statistics."""
+
+    lookup_name = "ilike_contains"
+
+    def as_sql(self, compiler, connection):
+        if connection.vendor != "postgresql":
+            raise NotSupportedError("ilike_contains is PostgreSQL's ILIKE.")
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs}::text ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+    def get_db_prep_lookup(self, value, connection):
+        return "%s", [f"%{connection.ops.prep_for_like_query(value)}%"]
+
+
+class IContainsInOrder(IContains):
+    """``UPPER(field) LIKE UPPER('%a%b%c%')``: the pieces ``(a, b, c)`` in this order, in
+    any case. The SQL of ``icontains``, so the trigram index on ``UPPER(field)`` serves it,
+    and one condition for the rows it finds to be rechecked against, however many pieces."""
+
+    def process_rhs(self, qn, connection):
+        rhs, params = BuiltinLookup.process_rhs(self, qn, connection)
+        params[0] = "%" + "%".join(connection.ops.prep_for_like_query(piece) for piece in params[0]) + "%"
+        return rhs, params
 
 
 def customer_text_match(term: str, *, fields: tuple[str, ...] = ("email", "name")) -> Q:
@@ -23,13 +57,60 @@ def customer_text_match(term: str, *, fields: tuple[str, ...] = ("email", "name"
         fields = tuple(f for f in fields if f != "email") or fields
     match = Q()
     for field in fields:
-        match |= _name_contains(term) if field == "name" else Q(**{f"{field}__icontains": term})
+        match |= _name_contains(term) if field == "name" else _contains(field, term)
     return match
+
+
+def _contains(field: str, term: str) -> Q:
+    pieces = _pieces(term)
+    if pieces is None:
+        return Q(**{f"{field}__icontains": term})
+    # The pieces are what the index serves; the plain column's ILIKE is the exact match.
+    return Q(IContainsInOrder(F(field), pieces)) & Q(**{f"{field}__ilike_contains": term})
 
 
 def _name_contains(term: str) -> Q:
     # The key's condition is what the index serves; the plain one is the exact match.
-    return Q(IContains(NameSearchKey("name"), name_search_key(term))) & Q(name__icontains=term)
+    key = name_search_key(term)
+    pieces = _pieces(key) or (key,)
+    return Q(IContainsInOrder(NameSearchKey("name"), pieces)) & Q(name__icontains=term)
+
+
+def _words(term: str) -> list[tuple[int, str]]:
+    """The runs of letters and digits (what the trigram index calls words), with where each
+    starts in ``term``."""
+    words, start = [], None
+    for i, char in enumerate([*term, " "]):
+        if char.isalnum():
+            start = i if start is None else start
+        elif start is not None:
+            words.append((start, term[start:i]))
+            start = None
+    return words
+
+
+def _pieces(term: str) -> tuple[str, ...] | None:
+    """Substrings of ``term``, in its order and not overlapping, that give the trigram index
+    fewer trigrams than the whole term; None when the whole term has few enough
+    (``FEW_TRIGRAMS``).
+
+    A GIN scan costs about the same for every trigram it is given, rare or common (the
+    entry's pages, its posting tree's descent): ``lovelace.123456`` gives 16 and costs 3 ms,
+    and most add nothing, since overlapping trigrams say much the same. So each word is
+    asked for by the trigrams that tile it (``LOV``, ``ELA``; ``123``, ``456``), and a word
+    too short to tile by the character before it (``.5``: a word that starts with 5, which is
+    what makes ``hopper.5`` selective). A short term keeps all its trigrams: there the
+    overlap is what keeps false candidates out."""
+    words = _words(term)
+    if sum(max(len(word) - 2, 0) for _, word in words) <= FEW_TRIGRAMS:
+        return None
+    pieces: list[str] = []
+    for start, word in words:
+        if len(word) >= 3:
+            pieces += [word[i : i + 3] for i in range(0, len(word) - 2, 3)]
+        elif start > 0:
+            pieces.append(term[start - 1 : start + len(word)])
+    return tuple(pieces)
 
 
 def customers_with_email(email: str, *, organization=None) -> QuerySet[Customer]:
