@@ -1,10 +1,9 @@
 """Reads of customers shared by the API, the backoffice and other apps, each written in the
 form an index serves (see the indexes on ``Customer``)."""
 
-from django.db import NotSupportedError
-from django.db.models import CharField, F, Lookup, Q, QuerySet, Value
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Lower
-from django.db.models.lookups import BuiltinLookup, Exact, IContains
+from django.db.models.lookups import BuiltinLookup, Contains, Exact, IContains
 
 from accounts.models import Customer, NameSearchKey, name_search_key
 
@@ -18,23 +17,13 @@ def email_equals(field: str, email: str) -> Exact:
     return Exact(Lower(field), Lower(Value(email.strip())))
 
 
-@CharField.register_lookup
-class ILikeContains(Lookup):
-    """``field ILIKE '%term%'`` on the plain column: a substring in any case that the
-    trigram indexes (on ``UPPER(field)``) cannot serve, so the planner keeps it a filter and
-    still prices it from the column's statistics."""
+class ILikeContains(Contains):
+    """``field::text ILIKE '%term%'`` on the plain column (Django's ``contains`` with ILIKE): a
+    substring in any case that the trigram indexes (on ``UPPER(field)``) cannot serve, so the
+    planner keeps it a filter and still prices it from the column's statistics."""
 
-    lookup_name = "ilike_contains"
-
-    def as_sql(self, compiler, connection):
-        if connection.vendor != "postgresql":
-            raise NotSupportedError("ilike_contains is PostgreSQL's ILIKE.")
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs}::text ILIKE {rhs}", [*lhs_params, *rhs_params]
-
-    def get_db_prep_lookup(self, value, connection):
-        return "%s", [f"%{connection.ops.prep_for_like_query(value)}%"]
+    def get_rhs_op(self, connection, rhs):
+        return f"ILIKE {rhs}"
 
 
 class IContainsInOrder(IContains):
@@ -66,7 +55,7 @@ def _contains(field: str, term: str) -> Q:
     if pieces is None:
         return Q(**{f"{field}__icontains": term})
     # The pieces are what the index serves; the plain column's ILIKE is the exact match.
-    return Q(IContainsInOrder(F(field), pieces)) & Q(**{f"{field}__ilike_contains": term})
+    return Q(IContainsInOrder(F(field), pieces)) & Q(ILikeContains(F(field), term))
 
 
 def _name_contains(term: str) -> Q:
