@@ -45,7 +45,9 @@ def test_timestamps_read_as_django_reads_them(org):
     assert connection.connection.adapters.get_loader(TIMESTAMPTZ, pq.Format.TEXT) is PSYCOPG_TZ_LOADER
 
     by_model = [c.created_at for c in Customer.objects.filter(pk__in=ids).order_by("email")]
-    by_values = list(Customer.objects.filter(pk__in=ids).order_by("email").values_list("created_at", flat=True))
+    by_values = list(
+        Customer.objects.filter(pk__in=ids).order_by("email").values_list("created_at", flat=True)
+    )
     with transaction.atomic():  # a named (server-side) cursor
         by_iterator = [
             c.created_at for c in Customer.objects.filter(pk__in=ids).order_by("email").iterator(chunk_size=2)

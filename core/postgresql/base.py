@@ -1,5 +1,6 @@
-"""Django's PostgreSQL backend, with a cheaper check of a reused connection and psycopg's own
-(compiled) reader of ``timestamptz`` columns.
+"""Django's PostgreSQL backend, with a cheaper check of a reused connection, psycopg's own
+(compiled) reader of ``timestamptz`` columns, and the SELECT and ORDER BY clauses of plain
+queries compiled once per shape (``core/postgresql/compiler.py``).
 
 Health check. With ``CONN_HEALTH_CHECKS`` Django checks a persistent connection before its
 first use in each request, by sending ``SELECT 1``: a round trip on every API request, a tenth
@@ -22,7 +23,7 @@ from datetime import UTC
 from functools import cache
 
 from django.conf import settings
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 from django.db.backends.postgresql.psycopg_any import get_adapters_template, register_tzloader
 from psycopg import adapt, adapters, pq
 from psycopg.postgres import types
@@ -40,7 +41,13 @@ def _utc_adapters() -> adapt.AdaptersMap:
     return context
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    compiler_module = "core.postgresql.compiler"
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
         if settings.USE_TZ and self.timezone is UTC:
