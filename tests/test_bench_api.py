@@ -1,5 +1,6 @@
 """``manage.py bench_api`` end to end on a small crowd, so the benchmark does not rot."""
 
+import io
 import json
 
 import pytest
@@ -38,3 +39,16 @@ def test_bench_api_reuses_its_crowd_and_keeps_its_indexes():
 
     assert before == {} and again == started and Customer.objects.count() == 200
     assert missing_indexes() == []
+
+
+def test_bench_api_in_process_serves_every_scenario_with_its_status():
+    out = io.StringIO()
+
+    call_command("bench_api", customers=200, in_process=5, stdout=out)
+
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines() if "cpu/req" in line}
+    assert set(lines) == {scenario.name for scenario in SCENARIOS}
+    for scenario in SCENARIOS:
+        assert f" 0 not {scenario.status} " in lines[scenario.name], lines[scenario.name]
+    # The creates were served (in this process, so in this test's database).
+    assert Customer.objects.filter(email__startswith="new.").count() >= 5

@@ -33,6 +33,7 @@ def _shapes(org):
         "exists over the same model": customers.filter(~Exists(newer)).order_by("-created_at"),
         "outer ref of the same model": customers.annotate(newer=Exists(newer)).filter(newer=True),
         "only": customers.only("email").order_by("email"),
+        "only, other fields": customers.only("name", "created_at").order_by("-created_at"),
         "defer": customers.defer("metadata").order_by("email"),
         "select_related": customers.select_related("organization").order_by("-created_at"),
         "values": customers.values("email").order_by("email"),
@@ -65,7 +66,8 @@ def test_kept_clauses_give_djangos_sql(org):
         assert again == expected, name
         assert list(queryset.all()) == list(queryset.all()), name
     # The kept shapes are the plain ones, and there are some of each.
-    assert (Customer, Customer._meta.db_table, "default") in compiler._selects
+    assert (Customer, Customer._meta.db_table, (frozenset(), True), "default") in compiler._selects
+    assert (Customer, Customer._meta.db_table, (frozenset({"email"}), False), "default") in compiler._selects
     assert any(kept is not None for kept in compiler._orderings.values())
     assert any(kept is None for kept in compiler._orderings.values())
 

@@ -5,11 +5,11 @@ Django compiles every query from scratch: for ``Customer.objects.filter(...)[:21
 0.4 ms, two thirds of it the select list (every column, each compiled and quoted) and the
 ordering (each name resolved to its column), though for a model's own columns in its own
 order neither depends on anything but the model, the table's alias and the ordering's names.
-Those two results are kept per process for queries where that holds: all the model's
-columns (no ``values()``, ``only()``, ``defer()``, ``select_related()``, ``extra()`` or
-selected annotations), no multi-table inheritance, and an ordering by names of the model's
-own non-relation fields. Any other query compiles as Django compiles it. The WHERE clause,
-which holds the values, is always compiled afresh.
+Those two results are kept per process for queries where that holds: the model's own
+columns, all of them or those ``only()`` or ``defer()`` leave (no ``values()``,
+``select_related()``, ``extra()`` or selected annotations), no multi-table inheritance, and
+an ordering by names of the model's own non-relation fields. Any other query compiles as
+Django compiles it. The WHERE clause, which holds the values, is always compiled afresh.
 """
 
 from django.core.exceptions import FieldDoesNotExist
@@ -47,7 +47,6 @@ def _plain_select(query) -> bool:
         and not query.extra_select
         and not query.annotation_select
         and not query.combinator
-        and query.deferred_loading == (frozenset(), True)
         and not model._meta.parents
     )
 
@@ -95,7 +94,8 @@ class SQLCompiler(PostgresSQLCompiler):
         if alias is None:
             return super().setup_query()
         self._plain_alias = alias
-        key = (query.model, alias, self.connection.alias)
+        names, defer = query.deferred_loading  # the names are a set or a frozenset
+        key = (query.model, alias, (frozenset(names), defer), self.connection.alias)
         kept = _selects.get(key)
         if kept is None:
             super().setup_query()

@@ -1,6 +1,7 @@
 """API speed under load: customer list, lookup, search and create against gunicorn.
 
     manage.py bench_api --customers 1000000 --rate 200 --duration 20
+    manage.py bench_api --customers 1000000 --in-process 1000    # the application's CPU alone
 
 Gives one organization N customers (one ``INSERT ... SELECT generate_series``; the trigram
 indexes are dropped for the insert and built afterwards, which is several times faster than
@@ -18,6 +19,7 @@ that seeds what it reads.
 """
 
 import json
+import logging
 import random
 import statistics
 import tempfile
@@ -35,6 +37,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import QuerySet
+from django.test.utils import override_settings
 from django.utils.module_loading import autodiscover_modules
 
 from accounts.bench_population import LAST, customer_email, customer_name, customers_seed
@@ -43,6 +46,7 @@ from accounts.selectors import customer_text_match, email_equals
 from accounts.services import access_token_create, organization_create
 from core import clock
 from core.bench.cpu import machine_pace, pids_cpu, tree_cpu
+from core.bench.inprocess import serve
 from core.bench.loadgen import Request, Result, run_open_loop
 from core.bench.server import gunicorn, wait_until_idle
 
@@ -181,9 +185,19 @@ class Command(BaseCommand):
             "--threads", type=int, default=THREADS, help="threads per worker (above 1: gthread workers)"
         )
         parser.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
+        parser.add_argument(
+            "--in-process",
+            type=int,
+            default=0,
+            metavar="N",
+            help="serve N requests of each scenario through Django in this process, one at a time, "
+            "instead of the load run: the application's own CPU per request",
+        )
         parser.add_argument("--json", dest="json_path", default="", help="also write the results here")
 
-    def handle(self, *args, customers, rate, duration, workers, threads, scenarios, json_path, **options):
+    def handle(
+        self, *args, customers, rate, duration, workers, threads, scenarios, json_path, in_process, **options
+    ):
         autodiscover_modules("bench_scenarios")  # apps above accounts append theirs to SCENARIOS
         chosen = [s for s in SCENARIOS if not scenarios or s.name in scenarios.split(",")]
         if not chosen:
@@ -200,6 +214,9 @@ class Command(BaseCommand):
             started=started,
             rng=random.Random(7),
         )
+        if in_process:
+            self._in_process(bench, chosen, in_process)
+            return
         results = self._drive(bench, chosen, rate=rate, duration=duration, workers=workers, threads=threads)
         self._report(customers, rate, duration, self._server(workers, threads), results, before)
         if json_path:
@@ -308,6 +325,31 @@ class Command(BaseCommand):
                             f"    (waited {waited:.0f} s for the server to serve what was queued)"
                         )
         return results
+
+    def _in_process(self, bench: Bench, chosen: list[Scenario], requests: int) -> None:
+        self.stdout.write(
+            f"{requests} requests per scenario through Django's WSGI handler in this process, one at "
+            "a time (CPU per request: this process, and its database backend):"
+        )
+        connection.close()  # reconnect persistent, as gunicorn's workers are
+        saved = connection.settings_dict["CONN_MAX_AGE"]
+        connection.settings_dict["CONN_MAX_AGE"] = 600
+        request_log = logging.getLogger("django.request")  # a line per 404 on this terminal
+        level, request_log.level = request_log.level, logging.ERROR
+        try:
+            with override_settings(DEBUG=False, RECUR_API_RATE_LIMIT=10**9):
+                for scenario in chosen:
+                    pace = machine_pace()
+                    served = serve(partial(scenario.make, bench), requests)
+                    wrong = sum(c for status, c in served.statuses.items() if status != scenario.status)
+                    self.stdout.write(
+                        f"{scenario.name:<12} cpu/req {served.cpu_ms:5.2f} ms  db {served.database_ms:5.2f} ms  "
+                        f"wall {served.wall_ms:5.2f} ms  {wrong} not {scenario.status}  pace {pace:4.2f} s"
+                    )
+        finally:
+            request_log.level = level
+            connection.close()
+            connection.settings_dict["CONN_MAX_AGE"] = saved
 
     def _backends(self) -> list[int]:
         """The database backends of the server's connections (persistent, so made by now)."""
