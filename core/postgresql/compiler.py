@@ -86,6 +86,7 @@ class SQLCompiler(PostgresSQLCompiler):
 
     def setup_query(self, with_col_aliases=False):
         query = self.query
+        self._plain_alias = None
         if with_col_aliases or not _plain_select(query):
             return super().setup_query(with_col_aliases=with_col_aliases)
         if all(query.alias_refcount[a] == 0 for a in query.alias_map):
