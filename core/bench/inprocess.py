@@ -20,7 +20,6 @@ from core.bench.loadgen import Request
 
 @dataclass(frozen=True)
 class Served:
-    requests: int
     cpu_ms: float  # this process's CPU per request
     database_ms: float  # the database backend's CPU per request
     wall_ms: float
@@ -48,21 +47,23 @@ def wsgi_environ(request: Request) -> dict:
     return environ
 
 
-def serve(make: Callable[[int], Request], requests: int, *, warm_up: int = 50) -> Served:
-    """Serves ``make(i)`` for ``i`` in ``range(requests)``, after ``warm_up`` requests made
-    with negative numbers (which the counted ones do not use)."""
+def serve(
+    make: Callable[[int], Request], requests: int, *, warm_up: Callable[[int], Request], warm_ups: int = 50
+) -> Served:
+    """Serves ``make(i)`` for ``i`` in ``range(requests)``, after ``warm_ups`` uncounted
+    requests ``warm_up(i)``."""
     handler = WSGIHandler()
     statuses: Counter = Counter()
 
-    def one(i: int) -> None:
+    def one(request: Request) -> None:
         answer: list[str] = []
-        body = handler(wsgi_environ(make(i)), lambda status, headers, exc_info=None: answer.append(status))
+        body = handler(wsgi_environ(request), lambda status, headers, exc_info=None: answer.append(status))
         b"".join(body)
         body.close()
         statuses[int(answer[0].split(" ", 1)[0])] += 1
 
-    for i in range(warm_up):
-        one(-1 - i)
+    for i in range(warm_ups):
+        one(warm_up(i))
     statuses.clear()
     connection.ensure_connection()
     with connection.cursor() as cursor:
@@ -70,9 +71,8 @@ def serve(make: Callable[[int], Request], requests: int, *, warm_up: int = 50) -
         backend = cursor.fetchone()[0]
     cpu, database, wall = time.process_time(), process_cpu(backend), time.perf_counter()
     for i in range(requests):
-        one(i)
+        one(make(i))
     return Served(
-        requests=requests,
         cpu_ms=(time.process_time() - cpu) * 1000 / requests,
         database_ms=(process_cpu(backend) - database) * 1000 / requests,
         wall_ms=(time.perf_counter() - wall) * 1000 / requests,
