@@ -50,5 +50,8 @@ def test_bench_api_in_process_serves_every_scenario_with_its_status():
     assert set(lines) == {scenario.name for scenario in SCENARIOS}
     for scenario in SCENARIOS:
         assert f" 0 not {scenario.status} " in lines[scenario.name], lines[scenario.name]
+    trips = {name: float(line.split("db round trips")[1].split()[0]) for name, line in lines.items()}
+    # (inside the test's transaction, every atomic block is a savepoint: more trips than served)
+    assert trips["floor_404"] == 0 and 1 <= trips["lookup"] < trips["create"]
     # The creates were served (in this process, so in this test's database).
     assert Customer.objects.filter(email__startswith="new.").count() >= 5

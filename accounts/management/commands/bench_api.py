@@ -345,7 +345,8 @@ class Command(BaseCommand):
                     wrong = sum(c for status, c in served.statuses.items() if status != scenario.status)
                     self.stdout.write(
                         f"{scenario.name:<12} cpu/req {served.cpu_ms:5.2f} ms  db {served.database_ms:5.2f} ms  "
-                        f"wall {served.wall_ms:5.2f} ms  {wrong} not {scenario.status}  pace {pace:4.2f} s"
+                        f"wall {served.wall_ms:5.2f} ms  db round trips {served.round_trips:4.1f}  "
+                        f"{wrong} not {scenario.status}  pace {pace:4.2f} s"
                     )
         finally:
             request_log.level = level

@@ -1,0 +1,132 @@
+"""Transactions begin with their first statement (core/postgresql/base.py): one round trip
+fewer per transaction, and every statement of an atomic block still inside it: plain
+statements, COPY, named cursors, savepoints, failures."""
+
+import contextlib
+import tempfile
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from psycopg import pq
+
+from accounts.models import Organization
+from core.bulk import copy_insert
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@contextlib.contextmanager
+def sent_queries():
+    """The query strings this connection sends to the server, read off libpq's protocol trace."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    sent: list[str] = []
+    with tempfile.TemporaryFile(mode="w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            for line in trace.read().splitlines():
+                direction, _, kind, *rest = line.split("\t")
+                if direction == "F" and kind in ("Query", "Parse"):
+                    sent.append(rest[0].strip().strip('"'))
+
+
+def _unsaved(slug: str) -> Organization:
+    return Organization(name=slug, slug=slug, invoice_prefix=uuid.uuid4().hex[:12].upper())
+
+
+def _organization(slug: str) -> Organization:
+    organization = _unsaved(slug)
+    organization.save()
+    return organization
+
+
+def _status() -> pq.TransactionStatus:
+    return connection.connection.info.transaction_status
+
+
+def _committed_slugs() -> set[str]:
+    """Called outside any block: what was committed."""
+    assert not connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT slug FROM accounts_organization")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_a_transaction_sends_its_begin_with_its_first_statement():
+    with sent_queries() as sent, transaction.atomic():
+        first = _organization("first")
+        assert _status() == pq.TransactionStatus.INTRANS
+        assert Organization.objects.get(pk=first.pk).slug == "first"  # the INSERT's RETURNING was read
+    assert len(sent) == 3, sent
+    assert sent[0].startswith("BEGIN; INSERT INTO")
+    assert sent[1].startswith("SELECT") and sent[2] == "COMMIT"
+    assert _status() == pq.TransactionStatus.IDLE
+    assert "first" in _committed_slugs()
+
+
+def test_an_empty_transaction_sends_nothing_and_autocommit_statements_no_begin():
+    with sent_queries() as sent:
+        with transaction.atomic():
+            pass
+        _organization("alone")
+    assert len(sent) == 1 and sent[0].startswith("INSERT INTO"), sent
+    assert _status() == pq.TransactionStatus.IDLE
+
+
+def test_a_failure_rolls_the_whole_block_back_and_the_connection_goes_on():
+    _organization("taken")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _organization("kept-out")
+        _organization("taken")
+    assert _status() == pq.TransactionStatus.IDLE
+    assert _committed_slugs() == {"taken"}
+    with transaction.atomic():  # a failing first statement, then a fresh transaction
+        with pytest.raises(IntegrityError), transaction.atomic():
+            _organization("taken")
+        _organization("after")
+    assert _committed_slugs() == {"taken", "after"}
+
+
+def test_a_failing_first_statement_leaves_no_transaction_open():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Organization.objects.create(name="x", slug=None, invoice_prefix="NULLSLUG")
+    assert _status() == pq.TransactionStatus.IDLE
+    _organization("fine")
+    assert _committed_slugs() == {"fine"}
+
+
+def test_savepoints_roll_back_their_part_only():
+    with transaction.atomic():
+        _organization("outer")
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            _organization("inner")
+            raise RuntimeError
+    assert _committed_slugs() == {"outer"}
+
+
+def test_copy_inside_a_transaction_is_part_of_it():
+    organization = _organization("copy-holder")
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        with sent_queries() as sent:
+            copy_insert([_unsaved("copied")])
+        raise RuntimeError  # the COPY must go with the rollback
+    assert sent[0].startswith("BEGIN") and sent[1].startswith("COPY"), sent
+    assert _committed_slugs() == {organization.slug}
+
+
+def test_a_named_cursor_reads_inside_the_transaction():
+    with transaction.atomic():
+        _organization("unseen-outside")
+        with sent_queries() as sent:
+            slugs = [o.slug for o in Organization.objects.order_by("slug").iterator(chunk_size=10)]
+        assert slugs == ["unseen-outside"]
+        assert not any("WITH HOLD" in query for query in sent), sent  # not holdable inside a transaction
+    with sent_queries() as sent:
+        assert [o.slug for o in Organization.objects.iterator(chunk_size=10)] == ["unseen-outside"]
+    assert any("WITH HOLD" in query for query in sent), sent  # outside one it must be
