@@ -3,7 +3,6 @@ fewer per transaction, and every statement of an atomic block still inside it: p
 statements, COPY, named cursors, savepoints, failures."""
 
 import contextlib
-import tempfile
 import uuid
 
 import pytest
@@ -12,28 +11,18 @@ from psycopg import pq
 
 from accounts.models import Organization
 from core.bulk import copy_insert
+from core.postgresql.trace import sent_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @contextlib.contextmanager
 def sent_queries():
-    """The query strings this connection sends to the server, read off libpq's protocol trace."""
-    connection.ensure_connection()
-    pgconn = connection.connection.pgconn
-    sent: list[str] = []
-    with tempfile.TemporaryFile(mode="w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        try:
-            yield sent
-        finally:
-            pgconn.untrace()
-            trace.seek(0)
-            for line in trace.read().splitlines():
-                direction, _, kind, *rest = line.split("\t")
-                if direction == "F" and kind in ("Query", "Parse"):
-                    sent.append(rest[0].strip().strip('"'))
+    """The query strings this connection sends meanwhile (one per round trip)."""
+    queries: list[str] = []
+    with sent_messages() as sent:
+        yield queries
+    queries.extend(m.query for m in sent if m.kind in ("Query", "Parse"))
 
 
 def _unsaved(slug: str) -> Organization:

@@ -4,21 +4,23 @@ connections or the load generator, and without queueing. Reads the database back
 too. Used by ``manage.py bench_api --in-process N`` to compare two trees' application code
 on a machine whose speed moves too much for a load run to tell small differences."""
 
-import contextlib
 import io
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
-from psycopg import pq
 
 from core.bench.cpu import process_cpu
 from core.bench.loadgen import Request
+from core.postgresql.trace import sent_messages
+
+TRACED = 50  # requests whose round trips are counted, after the timed ones
+# A simple query is one round trip; an extended-protocol exchange ends at its Sync.
+ROUND_TRIP_MESSAGES = ("Query", "Sync")
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def serve(
     )
     counted = Counter(statuses)
     traced = min(requests, TRACED)
-    with _sent_messages() as sent:
+    with sent_messages() as sent:
         for i in range(traced):
             one(warm_up(warm_ups + i))
     return Served(
@@ -91,30 +93,5 @@ def serve(
         database_ms=database * 1000 / requests,
         wall_ms=wall * 1000 / requests,
         statuses=counted,
-        round_trips=sum(sent[kind] for kind in ROUND_TRIP_MESSAGES) / traced,
+        round_trips=sum(message.kind in ROUND_TRIP_MESSAGES for message in sent) / traced,
     )
-
-
-TRACED = 50  # requests whose round trips are counted, after the timed ones
-# A simple query is one round trip; an extended-protocol exchange ends at its Sync.
-ROUND_TRIP_MESSAGES = ("Query", "Sync")
-
-
-@contextlib.contextmanager
-def _sent_messages() -> Iterator[Counter]:
-    """The protocol messages this process's connection sends meanwhile, by kind, read off
-    libpq's trace (which costs CPU: hence a run of its own)."""
-    pgconn = connection.connection.pgconn
-    sent: Counter = Counter()
-    with tempfile.TemporaryFile(mode="w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        try:
-            yield sent
-        finally:
-            pgconn.untrace()
-            trace.seek(0)
-            for line in trace:
-                direction, _, kind, *_ = line.split("\t", 3)
-                if direction == "F":
-                    sent[kind] += 1
