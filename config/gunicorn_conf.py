@@ -3,10 +3,6 @@ production, ``make run``, the API benchmark)."""
 
 import gc
 
-# gunicorn's sync worker, but one idle worker woken per connection, not all of them
-# (config/gunicorn_worker.py). ``--worker-class gthread`` on the command line still wins.
-worker_class = "config.gunicorn_worker.ExclusiveWakeWorker"
-
 
 def post_worker_init(worker) -> None:
     # Everything the app loaded (Django, the URLconf, models, serializers) lives as long as

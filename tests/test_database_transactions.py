@@ -6,7 +6,8 @@ import contextlib
 import uuid
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, ProgrammingError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from psycopg import pq
 
 from accounts.models import Organization
@@ -119,3 +120,64 @@ def test_a_named_cursor_reads_inside_the_transaction():
     with sent_queries() as sent:
         assert [o.slug for o in Organization.objects.iterator(chunk_size=10)] == ["unseen-outside"]
     assert any("WITH HOLD" in query for query in sent), sent  # outside one it must be
+
+
+def test_a_savepoint_travels_with_the_next_statement_and_its_release_too():
+    with sent_queries() as sent, transaction.atomic():
+        _organization("outer")
+        with transaction.atomic():
+            _organization("inner")
+        assert Organization.objects.count() == 2
+    assert len(sent) == 4, sent
+    assert sent[0].startswith("BEGIN; INSERT")
+    assert sent[1].startswith("SAVEPOINT ") and "; INSERT INTO" in sent[1]
+    assert sent[2].startswith("RELEASE SAVEPOINT ") and "; SELECT COUNT" in sent[2]
+    assert sent[3] == "COMMIT"
+    assert _committed_slugs() == {"outer", "inner"}
+
+
+def test_a_savepoint_that_saw_no_statement_is_never_sent():
+    with sent_queries() as sent, transaction.atomic():
+        _organization("outer")
+        with transaction.atomic(), transaction.atomic():
+            pass
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            raise RuntimeError  # rolled back before any statement: nothing to undo
+        _organization("after")
+    assert not any("SAVEPOINT" in query for query in sent), sent
+    assert len(sent) == 3, sent  # BEGIN; INSERT, INSERT, COMMIT
+    assert _committed_slugs() == {"outer", "after"}
+
+
+def test_a_value_that_cannot_be_sent_leaves_the_savepoint_waiting():
+    with transaction.atomic():
+        _organization("kept")
+        with pytest.raises(DataError), transaction.atomic():
+            _organization("nul\x00byte")  # refused by psycopg before anything is sent
+        assert _status() == pq.TransactionStatus.INTRANS
+        _organization("also-kept")
+    assert _committed_slugs() == {"kept", "also-kept"}
+
+
+def test_a_statement_that_does_not_parse_with_a_waiting_savepoint_dooms_the_block():
+    # The one difference from Django's eager savepoints (core/postgresql/base.py).
+    with pytest.raises(TransactionManagementError), transaction.atomic():
+        _organization("lost")
+        with pytest.raises(ProgrammingError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELEC 1")
+        _organization("refused")
+    assert _status() == pq.TransactionStatus.IDLE
+    assert _committed_slugs() == set()
+
+
+def test_a_failure_after_released_savepoints_rolls_back_to_the_right_one():
+    with transaction.atomic():
+        _organization("first")
+        with transaction.atomic():
+            _organization("second")
+        with pytest.raises(IntegrityError), transaction.atomic():
+            with transaction.atomic():
+                _organization("third")  # inside the failing block: undone with it
+            _organization("first")
+        _organization("fourth")
+    assert _committed_slugs() == {"first", "second", "fourth"}

@@ -26,9 +26,16 @@ sent, and the cursor sends it with the transaction's first statement as one quer
 that statement's result. Whether a transaction is open is the server's word
 (``transaction_status``), as it is for psycopg's own ``BEGIN``, ``COMMIT`` and ``ROLLBACK``:
 a transaction that ran no statement costs nothing, its ``COMMIT`` is skipped as psycopg
-skips it. What cannot carry a prefix (``executemany``, ``COPY``, a named cursor's
-``DECLARE``) sends the ``BEGIN`` alone first. With ``server_side_binding`` or a connection
-pool in the database's OPTIONS, Django's own handling is kept.
+skips it. Savepoints the same: ``SAVEPOINT`` and ``RELEASE SAVEPOINT`` wait on the connection
+and go with the next statement, and a savepoint that saw no statement is never sent (nor its
+rollback). What cannot carry a prefix (``executemany``, ``COPY``, a named cursor's
+``DECLARE``) sends what waits alone first. An error raised before the string was sent
+(adapting a value) leaves what waited waiting. One difference from Django's own: a statement
+that does not parse, sent with a savepoint that waited, aborts the enclosing transaction,
+since the savepoint was never made to roll back to; Django then refuses the block's further
+queries (``TransactionManagementError``) and rolls it back whole. The ORM does not write such
+statements; raw SQL with a syntax error is a bug either way. With ``server_side_binding`` or a
+connection pool in the database's OPTIONS, Django's own handling is kept.
 """
 
 import select
@@ -57,19 +64,22 @@ def _utc_adapters() -> adapt.AdaptersMap:
 IDLE = pq.TransactionStatus.IDLE
 
 
-def _begin_wanted(connection) -> str | None:
-    """The ``BEGIN`` that Django's open transaction still has to send, if any."""
+def _unsent(connection) -> list[str]:
+    """What Django's transaction has asked for and the server has not had yet: its ``BEGIN``
+    (while none is open) and the savepoint statements since the last statement sent."""
+    unsent = list(getattr(connection, "deferred", ()))
     begin = getattr(connection, "begin_statement", None)
-    if begin is None or connection.info.transaction_status != IDLE:
-        return None
-    return begin
+    if begin is not None and connection.info.transaction_status == IDLE:
+        unsent.insert(0, begin)
+    return unsent
 
 
-def _begin_alone(connection) -> None:
-    begin = _begin_wanted(connection)
-    if begin is not None:
+def _send_unsent(connection) -> None:
+    unsent = _unsent(connection)
+    if unsent:
+        connection.deferred = []
         with base.Cursor(connection) as cursor:
-            cursor.execute(begin)
+            cursor.execute("; ".join(unsent))
 
 
 def _begin_statement(connection) -> str:
@@ -89,26 +99,36 @@ class Cursor(base.Cursor):
     """Django's cursor, which opens a wanted transaction with its first statement."""
 
     def execute(self, query, params=None, **kwargs):
-        begin = _begin_wanted(self.connection)
-        if begin is None:
+        connection = self.connection
+        unsent = _unsent(connection)
+        if not unsent:
             return super().execute(query, params, **kwargs)
-        if not isinstance(query, str):  # a composed query: sent after its own BEGIN
-            _begin_alone(self.connection)
+        if not isinstance(query, str):  # a composed query: sent after the rest
+            _send_unsent(connection)
             return super().execute(query, params, **kwargs)
-        super().execute(f"{begin}; {query}", params, **kwargs)
-        self.nextset()  # BEGIN's result comes first
+        status, deferred = connection.info.transaction_status, connection.deferred
+        connection.deferred = []
+        try:
+            super().execute("; ".join([*unsent, query]), params, **kwargs)
+        except Exception:
+            # An unchanged state: nothing ran (refused before it was sent, or no BEGIN took).
+            if connection.info.transaction_status == status:
+                connection.deferred = deferred
+            raise
+        for _ in unsent:  # their results come first
+            self.nextset()
         return self
 
     def executemany(self, query, params_seq, **kwargs):
-        _begin_alone(self.connection)
+        _send_unsent(self.connection)
         return super().executemany(query, params_seq, **kwargs)
 
     def copy(self, statement, params=None, **kwargs):
-        _begin_alone(self.connection)
+        _send_unsent(self.connection)
         return super().copy(statement, params, **kwargs)
 
     def stream(self, query, params=None, **kwargs):
-        _begin_alone(self.connection)
+        _send_unsent(self.connection)
         return super().stream(query, params, **kwargs)
 
 
@@ -136,12 +156,58 @@ class DatabaseWrapper(base.DatabaseWrapper):
         connection = super().get_new_connection(conn_params)
         if self._begins_with_first_statement:
             connection.autocommit = True  # for good: BEGIN is the cursor's (_set_autocommit)
+            connection.deferred = []
         return connection
 
     def _set_autocommit(self, autocommit: bool) -> None:
         if not self._begins_with_first_statement:
             return super()._set_autocommit(autocommit)
         self.connection.begin_statement = None if autocommit else _begin_statement(self.connection)
+
+    # Savepoints wait for the next statement too; one that saw no statement is never sent.
+    # Django nests them last in, first out, so what waits after a savepoint lies inside it.
+
+    def _savepoint(self, sid) -> None:
+        if not self._begins_with_first_statement:
+            return super()._savepoint(sid)
+        self.connection.deferred.append(self.ops.savepoint_create_sql(sid))
+
+    def _unsent_savepoint(self, sid) -> int | None:
+        """Where the savepoint's creation waits among the unsent statements, if it does."""
+        try:
+            return self.connection.deferred.index(self.ops.savepoint_create_sql(sid))
+        except ValueError:
+            return None
+
+    def _savepoint_commit(self, sid) -> None:
+        if not self._begins_with_first_statement:
+            return super()._savepoint_commit(sid)
+        unsent = self._unsent_savepoint(sid)
+        if unsent is not None:  # no statement ran inside it
+            del self.connection.deferred[unsent:]
+        else:
+            self.connection.deferred.append(self.ops.savepoint_commit_sql(sid))
+
+    def _savepoint_rollback(self, sid) -> None:
+        if not self._begins_with_first_statement:
+            return super()._savepoint_rollback(sid)
+        unsent = self._unsent_savepoint(sid)
+        if unsent is not None:
+            # Undo what waits inside it; its creation stays (Django releases it next).
+            del self.connection.deferred[unsent + 1 :]
+            return
+        self.connection.deferred.clear()  # all inside the savepoint, undone with it
+        super()._savepoint_rollback(sid)
+
+    def _commit(self):
+        if self.connection is not None and self._begins_with_first_statement:
+            self.connection.deferred.clear()  # COMMIT releases every savepoint
+        return super()._commit()
+
+    def _rollback(self):
+        if self.connection is not None and self._begins_with_first_statement:
+            self.connection.deferred.clear()
+        return super()._rollback()
 
     def create_cursor(self, name=None):
         # Django's create_cursor, but for two things: a named cursor is holdable only outside
@@ -150,7 +216,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # psycopg's has no attribute for.
         withhold = self.get_autocommit()
         if name:
-            _begin_alone(self.connection)  # DECLARE inside the transaction
+            _send_unsent(self.connection)  # DECLARE inside the transaction
         if name and self.settings_dict["OPTIONS"].get("server_side_binding") is not True:
             cursor = base.ServerSideCursor(self.connection, name=name, scrollable=False, withhold=withhold)
         elif name:
