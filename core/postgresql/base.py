@@ -96,7 +96,8 @@ def _begin_statement(connection) -> str:
 
 
 class Cursor(base.Cursor):
-    """Django's cursor, which opens a wanted transaction with its first statement."""
+    """Django's cursor, which sends what waits (a wanted ``BEGIN``, savepoints) with the next
+    statement."""
 
     def execute(self, query, params=None, **kwargs):
         connection = self.connection
