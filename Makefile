@@ -18,9 +18,9 @@ help:
 	@echo "make lint / format / lock / clean-db"
 
 # Installs only when the pinned requirements changed since the last install. Bytecode is
-# compiled once here: where PYTHONDONTWRITEBYTECODE is set (this machine kind sets it), every
-# process would otherwise compile what it imports, 4-7 s of each start (web, worker, each
-# test that starts a process).
+# compiled once here: where PYTHONDONTWRITEBYTECODE is set (this machine kind's sessions set
+# it), every process would otherwise compile what it imports, 4-7 s of each start (web,
+# worker, each test that starts a process).
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade uv
