@@ -26,7 +26,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from accounts import services
 from accounts.metadata import customer_metadata_problem
 from accounts.models import AccessToken, Customer, Membership, Organization, User
-from accounts.selectors import customer_text_match
+from accounts.selectors import customers_matching
 from billing.money import InvalidAmount, format_amount, is_supported_currency, parse_amount
 from core import clock
 from core.addresses import ADDRESS_PARTS, AddressInvalid, address_clean, country_choices
@@ -545,7 +545,7 @@ class CustomerAdmin(ModalActionsMixin, IdSearchMixin, admin.ModelAdmin):
         for bit in smart_split(search_term):
             if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
                 bit = unescape_string_literal(bit)
-            queryset = queryset.filter(customer_text_match(bit, fields=self.search_fields))
+            queryset = customers_matching(queryset, bit, fields=self.search_fields)
         return queryset, False
 
     fieldsets = (

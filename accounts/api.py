@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Customer, Organization, ProrationBehavior
-from accounts.selectors import customer_text_match, email_equals
+from accounts.selectors import customers_matching, email_equals
 from billing.money import LEDGER_AMOUNT_MAX, is_supported_currency
 from core.api import pagination
 from core.api.fields import AddressSerializer, MetadataField
@@ -98,7 +98,7 @@ class CustomerFilter(django_filters.FilterSet):
         return queryset.filter(email_equals("email", value))
 
     def filter_query(self, queryset, name, value):
-        return queryset.filter(customer_text_match(value))
+        return customers_matching(queryset, value)
 
 
 # --- the customer's wallet ----------------------------------------------------------------------

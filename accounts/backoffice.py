@@ -5,7 +5,7 @@ import re
 from django.db.models import Q
 
 from accounts.models import Customer
-from accounts.selectors import customer_text_match, customers_with_email
+from accounts.selectors import customers_matching, customers_with_email
 from core.backoffice.search import IdSearchMixin, parse_uuid
 
 # Up to this many matching customers are looked up first and their rows found by customer_id.
@@ -25,7 +25,7 @@ class CustomerEmailSearchMixin(IdSearchMixin):
         return Q(customer_id__in=list(customers_with_email(email).values_list("pk", flat=True)))
 
     def text_match(self, word: str) -> Q:
-        customers = Customer.objects.filter(customer_text_match(word)).values_list("pk", flat=True)
+        customers = customers_matching(Customer.objects.all(), word).values_list("pk", flat=True)
         ids = list(customers[: CUSTOMER_IDS_INLINE + 1])
         if len(ids) <= CUSTOMER_IDS_INLINE:
             return Q(customer_id__in=ids)

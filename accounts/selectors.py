@@ -6,6 +6,7 @@ from django.db.models.functions import Lower
 from django.db.models.lookups import BuiltinLookup, Contains, Exact, IContains
 
 from accounts.models import Customer, NameSearchKey, name_search_key
+from core.postgresql.plans import guard_plan
 
 # A term with more trigrams than this asks the index for a tiling of them (see ``_pieces``).
 FEW_TRIGRAMS = 6
@@ -48,6 +49,15 @@ def customer_text_match(term: str, *, fields: tuple[str, ...] = ("email", "name"
     for field in fields:
         match |= _name_contains(term) if field == "name" else _contains(field, term)
     return match
+
+
+def customers_matching(
+    queryset: QuerySet[Customer], term: str, *, fields: tuple[str, ...] = ("email", "name")
+) -> QuerySet[Customer]:
+    """The customers of ``queryset`` that ``customer_text_match`` finds, fetched under the plan
+    guard: a term the column statistics happen to hold is taken to match 1% of the table, and a
+    page of it would be looked for by walking the whole table (``core/postgresql/plans.py``)."""
+    return guard_plan(queryset.filter(customer_text_match(term, fields=fields)))
 
 
 def _contains(field: str, term: str) -> Q:
@@ -96,7 +106,12 @@ def _pieces(term: str) -> tuple[str, ...] | None:
     pieces: list[str] = []
     for start, word in words:
         if len(word) >= 3:
-            pieces += [word[i : i + 3] for i in range(0, len(word) - 2, 3)]
+            tiles = [word[i : i + 3] for i in range(0, len(word) - 2, 3)]
+            # A tile that repeats one before it asks nothing new ("SHAFI0SHAW": SHA, FI0,
+            # SHA, every Shafi): the last then takes the characters left over (SHAW).
+            if len(set(tiles)) < len(tiles):
+                tiles[-1] = word[3 * (len(tiles) - 1) :]
+            pieces += tiles
         elif start > 0:
             pieces.append(term[start - 1 : start + len(word)])
     return tuple(pieces)

@@ -38,7 +38,10 @@ statements; raw SQL with a syntax error is a bug either way. With ``server_side_
 connection pool in the database's OPTIONS, Django's own handling is kept.
 """
 
+import re
 import select
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from functools import cache
 
@@ -62,6 +65,8 @@ def _utc_adapters() -> adapt.AdaptersMap:
 
 
 IDLE = pq.TransactionStatus.IDLE
+INTRANS = pq.TransactionStatus.INTRANS
+SETTING_NAME = re.compile(r"[a-z_]+")
 
 
 def _unsent(connection) -> list[str]:
@@ -209,6 +214,42 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.connection is not None and self._begins_with_first_statement:
             self.connection.deferred.clear()
         return super()._rollback()
+
+    @contextmanager
+    def statement_settings(self, **values: str) -> Iterator[None]:
+        """The block's first statement runs with these server settings (``SET LOCAL``), sent
+        with it in one query string. Outside a transaction the two are one implicit
+        transaction, whose end ends the settings; inside one, setting them back (``TO
+        DEFAULT``: the session's own value) goes with the next statement. The block's other
+        statements run as before. With ``server_side_binding`` or a pool, the settings are set
+        before the block and reset after it, for all of its statements."""
+        for name in values:
+            if not SETTING_NAME.fullmatch(name):
+                raise ValueError(f"Not a setting's name: {name!r}")
+        self.ensure_connection()
+        if not self._begins_with_first_statement:
+            with self.cursor() as cursor:
+                for name, value in values.items():
+                    cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+            try:
+                yield
+            finally:
+                if self.connection.info.transaction_status in (IDLE, INTRANS):  # else rolled back
+                    with self.cursor() as cursor:
+                        cursor.execute("; ".join(f"RESET {name}" for name in values))
+            return
+        quoted = {name: "'" + str(value).replace("'", "''") + "'" for name, value in values.items()}
+        sets = [f"SET LOCAL {name} = {value}" for name, value in quoted.items()]
+        self.connection.deferred.extend(sets)
+        try:
+            yield
+        finally:
+            deferred = self.connection.deferred
+            unsent = [s for s in deferred if any(s is mine for mine in sets)]
+            if unsent:  # no statement ran in the block
+                deferred[:] = [s for s in deferred if not any(s is mine for mine in unsent)]
+            elif self.connection.info.transaction_status == INTRANS:
+                deferred.extend(f"SET LOCAL {name} TO DEFAULT" for name in values)
 
     def create_cursor(self, name=None):
         # Django's create_cursor, but for two things: a named cursor is holdable only outside

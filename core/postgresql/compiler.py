@@ -10,7 +10,12 @@ columns, all of them or those ``only()`` or ``defer()`` leave (no ``values()``,
 ``select_related()``, ``extra()`` or selected annotations), no multi-table inheritance, and
 an ordering by names of the model's own non-relation fields. Any other query compiles as
 Django compiles it. The WHERE clause, which holds the values, is always compiled afresh.
+
+The same compiler runs the fetches of querysets marked by ``plans.guard_plan`` under its
+timeout (``core/postgresql/plans.py``).
 """
+
+from functools import partial
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db.backends.postgresql.compiler import (
@@ -21,6 +26,9 @@ from django.db.backends.postgresql.compiler import (
 )
 from django.db.backends.postgresql.compiler import SQLCompiler as PostgresSQLCompiler
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.sql.constants import GET_ITERATOR_CHUNK_SIZE, MULTI
+
+from core.postgresql import plans
 
 __all__ = [
     "SQLAggregateCompiler",
@@ -83,6 +91,13 @@ def _base_alias(query) -> str | None:
 class SQLCompiler(PostgresSQLCompiler):
     # The table alias of a select list that is the model's columns, unaliased; else None.
     _plain_alias: str | None = None
+
+    def execute_sql(self, result_type=MULTI, chunked_fetch=False, chunk_size=GET_ITERATOR_CHUNK_SIZE):
+        timeout_ms = plans.guarded_timeout_ms(self.query)
+        execute = partial(super().execute_sql, result_type, chunked_fetch, chunk_size)
+        if timeout_ms is None or chunked_fetch:  # a server-side cursor: not one statement
+            return execute()
+        return plans.execute_guarded(self, timeout_ms, execute)
 
     def setup_query(self, with_col_aliases=False):
         query = self.query

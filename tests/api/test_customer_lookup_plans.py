@@ -7,6 +7,7 @@ from django.test import RequestFactory
 from accounts.api import CustomerFilter
 from accounts.bench_population import customer_email, customer_name
 from accounts.models import Customer
+from accounts.selectors import _pieces
 from tests.plans import plan_without_seqscan, seq_scanned
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +81,7 @@ def test_lookup_and_search_through_the_api(crowd, make_api):
             },
         ),
         ("50%", {"50% Off Ltd"}),
+        ("Shafi Shaw", {"Shafi Shaw"}),  # pieces SHA, FI0, SHAW: not SHA twice
     ],
 )
 def test_name_search_is_an_exact_substring_match(org, term, found):
@@ -88,11 +90,24 @@ def test_name_search_is_an_exact_substring_match(org, term, found):
     names = [
         "Jean Ritchie", "Mary-Jean Ritchie", "Jean Ritchies", "jean ritchie", "Ivan Ritch",
         "Jean0Ritchie", "Jean  Ritchie", "Jeanne Ritchie", "50% Off Ltd", "50 Off",
+        "Shafi Shaw", "Shafi Sharp", "Shaw Shafi",
     ]  # fmt: skip
     for i, name in enumerate(names):
         Customer.objects.create(organization=org, email=f"c{i}@example.com", name=name)
 
     assert {c.name for c in filtered(org, query=term)} == found
+
+
+@pytest.mark.parametrize(
+    ("key", "pieces"),
+    [
+        ("HEDY0TORVALDS", ("HED", "Y0T", "ORV", "ALD")),
+        ("SHAFI0SHAW", ("SHA", "FI0", "SHAW")),  # a tile repeated: the last takes the rest
+        ("lovelace.123456", ("lov", "ela", "123", "456")),
+    ],
+)
+def test_a_long_term_is_tiled_into_pieces_that_each_ask_something_new(key, pieces):
+    assert _pieces(key) == pieces
 
 
 def test_a_long_term_gives_the_index_its_pieces_and_keeps_the_exact_match_a_filter(crowd):
