@@ -36,6 +36,11 @@ since the savepoint was never made to roll back to; Django then refuses the bloc
 queries (``TransactionManagementError``) and rolls it back whole. The ORM does not write such
 statements; raw SQL with a syntax error is a bug either way. With ``server_side_binding`` or a
 connection pool in the database's OPTIONS, Django's own handling is kept.
+
+Settings for one statement (``statement_settings``): ``SET LOCAL`` waits the same way and goes
+in the statement's own query string, which outside a transaction is one implicit transaction
+that ends the settings with it: a statement timeout or a planner setting for one read costs no
+round trip (the plan guard, ``core/postgresql/plans.py``).
 """
 
 import re
