@@ -6,11 +6,12 @@ import contextlib
 import logging
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Customer, Organization
 from accounts.selectors import customers_matching
+from core.postgresql.base import DatabaseWrapper
 from core.postgresql.plans import DEFAULT_TIMEOUT_MS, guard_plan
 from core.postgresql.trace import sent_messages
 
@@ -104,3 +105,20 @@ def test_a_customer_search_is_a_guarded_read(org):
 
     assert [c.name for c in found] == ["Ada Lovelace"]
     assert len(sent) == 1 and sent[0].startswith("SET LOCAL statement_timeout"), sent
+
+
+def test_with_server_side_binding_the_settings_are_set_and_reset_around_the_block():
+    settings = {**connections["default"].settings_dict, "OPTIONS": {"server_side_binding": True}}
+    other = DatabaseWrapper(settings)  # a second connection; "default" for the type lookups
+    try:
+        with (
+            other.statement_settings(statement_timeout="5ms", enable_seqscan="off"),
+            other.cursor() as cursor,
+        ):
+            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('enable_seqscan')")
+            assert cursor.fetchone() == ("5ms", "off")
+        with other.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('enable_seqscan')")
+            assert cursor.fetchone() == ("0", "on")
+    finally:
+        other.close()

@@ -241,7 +241,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             finally:
                 if self.connection.info.transaction_status in (IDLE, INTRANS):  # else rolled back
                     with self.cursor() as cursor:
-                        cursor.execute("; ".join(f"RESET {name}" for name in values))
+                        for name in values:  # one statement each: server-side binding
+                            cursor.execute(f"RESET {name}")
             return
         quoted = {name: "'" + str(value).replace("'", "''") + "'" for name, value in values.items()}
         sets = [f"SET LOCAL {name} = {value}" for name, value in quoted.items()]

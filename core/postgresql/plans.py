@@ -6,8 +6,8 @@ right when matches are many. Reading the trigram index for every match and sorti
 right when they are few. The planner picks by its estimate of how many rows match, and for a
 substring that estimate comes from the hundred or so values ANALYZE kept of the column: a term
 that matches one of them is taken to match 1% of the table. A customer's own e-mail address is
-such a term one time in ten thousand at a million customers, and then the walk reads the whole
-table for its one row (0.5-0.9 s at a million, measured: docs/benchmarks.md).
+such a term about one time in ten thousand at a million customers (101 values kept), and then
+the walk reads the whole table for its one row (0.45-0.85 s, docs/benchmarks.md).
 
 ``guard_plan(queryset)`` marks a queryset: a fetch of it with a limit (a page, ``first()``,
 ``exists()``) runs with a statement timeout; if it overruns, it runs once more with the walk
@@ -34,7 +34,7 @@ from psycopg import errors
 logger = logging.getLogger(__name__)
 
 # At about a microsecond per row filtered, 25 ms is a walk past some 25,000 rows that did not
-# fill a page (matches rarer than 1 in 1,000); under the API's 20 ms p99 target for searches.
+# fill a page (matches rarer than 1 in 1,000), and a few percent of the walk's worst.
 DEFAULT_TIMEOUT_MS = 25
 
 # The second run reads the table only through bitmaps of its indexes (the trigram index).
