@@ -18,6 +18,7 @@ from core.postgresql.trace import sent_messages
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WHERE = {"autocommit": contextlib.nullcontext, "in a transaction": transaction.atomic}
+SETTINGS = ("statement_timeout", "enable_indexscan", "enable_seqscan", "max_parallel_workers_per_gather")
 
 
 def _setting(name: str) -> str:
@@ -33,6 +34,7 @@ def _seen(queryset, *, sleep: float = 0.0):
         timeout=RawSQL("current_setting('statement_timeout')", []),
         indexscan=RawSQL("current_setting('enable_indexscan')", []),
         seqscan=RawSQL("current_setting('enable_seqscan')", []),
+        parallel=RawSQL("current_setting('max_parallel_workers_per_gather')", []),
     )
 
 
@@ -47,17 +49,18 @@ def sent_queries():
 @pytest.mark.parametrize("where", WHERE)
 def test_a_read_that_overruns_runs_again_through_the_indexes(org, where, caplog):
     guarded = guard_plan(Organization.objects.filter(pk=org.pk), timeout_ms=10)
+    before = {name: _setting(name) for name in SETTINGS}
 
     with WHERE[where](), caplog.at_level(logging.WARNING, logger="core.postgresql.plans"):
         rows = list(_seen(guarded, sleep=0.05)[:1])
         # The same connection, still usable, with nothing left set (in a transaction too).
-        after = {name: _setting(name) for name in ("statement_timeout", "enable_indexscan", "enable_seqscan")}
+        after = {name: _setting(name) for name in SETTINGS}
         assert Organization.objects.filter(pk=org.pk).exists()
 
     assert [row.pk for row in rows] == [org.pk]
     assert (rows[0].timeout, rows[0].indexscan, rows[0].seqscan) == ("0", "off", "off")
     assert "overran its plan's 10 ms" in caplog.text
-    assert after == {"statement_timeout": "0", "enable_indexscan": "on", "enable_seqscan": "on"}
+    assert after == before
 
 
 @pytest.mark.parametrize("where", WHERE)
@@ -67,10 +70,10 @@ def test_a_read_in_time_sends_its_timeout_in_the_same_query_string(org, where):
         timeout_after = _setting("statement_timeout")
 
     assert [row.pk for row in rows] == [org.pk]
-    assert (rows[0].timeout, rows[0].indexscan) == (f"{DEFAULT_TIMEOUT_MS}ms", "on")
+    assert (rows[0].timeout, rows[0].indexscan, rows[0].parallel) == (f"{DEFAULT_TIMEOUT_MS}ms", "on", "0")
     assert timeout_after == "0"
     reads = [q for q in sent if "accounts_organization" in q]
-    assert len(reads) == 1 and f"SET LOCAL statement_timeout = '{DEFAULT_TIMEOUT_MS}ms'; SELECT" in reads[0]
+    assert len(reads) == 1 and f"SET LOCAL statement_timeout = '{DEFAULT_TIMEOUT_MS}ms'; " in reads[0]
     if where == "in a transaction":  # set back with the statement after it
         assert any(q.startswith("SET LOCAL statement_timeout TO DEFAULT") for q in sent), sent
 
