@@ -12,18 +12,9 @@ from psycopg import pq
 
 from accounts.models import Organization
 from core.bulk import copy_insert
-from core.postgresql.trace import sent_messages
+from core.postgresql.trace import sent_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@contextlib.contextmanager
-def sent_queries():
-    """The query strings this connection sends meanwhile (one per round trip)."""
-    queries: list[str] = []
-    with sent_messages() as sent:
-        yield queries
-    queries.extend(m.query for m in sent if m.kind in ("Query", "Parse"))
 
 
 def _unsaved(slug: str) -> Organization:

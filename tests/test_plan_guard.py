@@ -13,7 +13,7 @@ from accounts.models import Customer, Organization
 from accounts.selectors import customers_matching
 from core.postgresql.base import DatabaseWrapper
 from core.postgresql.plans import DEFAULT_TIMEOUT_MS, guard_plan
-from core.postgresql.trace import sent_messages
+from core.postgresql.trace import sent_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,14 +36,6 @@ def _seen(queryset, *, sleep: float = 0.0):
         seqscan=RawSQL("current_setting('enable_seqscan')", []),
         parallel=RawSQL("current_setting('max_parallel_workers_per_gather')", []),
     )
-
-
-@contextlib.contextmanager
-def sent_queries():
-    queries: list[str] = []
-    with sent_messages() as sent:
-        yield queries
-    queries.extend(m.query for m in sent if m.kind in ("Query", "Parse"))
 
 
 @pytest.mark.parametrize("where", WHERE)

@@ -94,9 +94,9 @@ class SQLCompiler(PostgresSQLCompiler):
 
     def execute_sql(self, result_type=MULTI, chunked_fetch=False, chunk_size=GET_ITERATOR_CHUNK_SIZE):
         timeout_ms = plans.guarded_timeout_ms(self.query)
-        execute = partial(super().execute_sql, result_type, chunked_fetch, chunk_size)
         if timeout_ms is None or chunked_fetch:  # a server-side cursor: not one statement
-            return execute()
+            return super().execute_sql(result_type, chunked_fetch, chunk_size)
+        execute = partial(super().execute_sql, result_type, chunked_fetch, chunk_size)
         return plans.execute_guarded(self, timeout_ms, execute)
 
     def setup_query(self, with_col_aliases=False):

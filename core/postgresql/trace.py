@@ -38,3 +38,13 @@ def sent_messages(connection=default_connection) -> Iterator[list[Message]]:
                 direction, _, kind, *rest = line.rstrip("\n").split("\t", 3)
                 if direction == "F":
                     sent.append(Message(kind, rest[0] if rest else ""))
+
+
+@contextlib.contextmanager
+def sent_queries(connection=default_connection) -> Iterator[list[str]]:
+    """Yields a list that holds, once the block ends, the query strings the connection sent
+    in it (one per round trip)."""
+    queries: list[str] = []
+    with sent_messages(connection) as sent:
+        yield queries
+    queries.extend(m.query for m in sent if m.kind in ("Query", "Parse"))
